@@ -1,0 +1,126 @@
+"""
+Every Django setting this package reads, in one place.
+
+Each accessor reads ``django.conf.settings`` when it is called, never at import time, so
+``override_settings`` works in tests and the package imports before Django is configured.
+Settings shared with edx-event-bus-kafka keep their names, so a service can switch
+packages without touching its configuration.
+"""
+from django.conf import settings
+
+MODE_OUTBOX = "outbox"
+MODE_ON_COMMIT = "on-commit"
+MODES = (MODE_OUTBOX, MODE_ON_COMMIT)
+
+
+def _get(name, default):
+    return getattr(settings, name, default)
+
+
+# ---------------------------------------------------------------- Kafka connection
+
+def bootstrap_servers():
+    # .. setting_name: EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS
+    # .. setting_default: None
+    # .. setting_description: Comma-separated Kafka bootstrap servers (``host:port``). Required
+    #   by the relay, the ``on-commit`` mode and the consumer. The outbox write path never
+    #   talks to Kafka, so a service that only writes events may leave it unset.
+    return _get("EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS", None)
+
+
+def kafka_api_key():
+    # .. setting_name: EVENT_BUS_KAFKA_API_KEY
+    # .. setting_default: None
+    # .. setting_description: SASL/PLAIN username for the Kafka cluster (over TLS). With
+    #   ``EVENT_BUS_KAFKA_API_SECRET`` it switches on ``SASL_SSL``; without both, no
+    #   authentication is attempted.
+    return _get("EVENT_BUS_KAFKA_API_KEY", None)
+
+
+def kafka_api_secret():
+    # .. setting_name: EVENT_BUS_KAFKA_API_SECRET
+    # .. setting_default: None
+    # .. setting_description: SASL/PLAIN password matching ``EVENT_BUS_KAFKA_API_KEY``.
+    return _get("EVENT_BUS_KAFKA_API_SECRET", None)
+
+
+def schema_registry_url():
+    # .. setting_name: EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL
+    # .. setting_default: None
+    # .. setting_description: Root URL of a Confluent-compatible schema registry (for
+    #   Apicurio, ``http://HOST:PORT/apis/ccompat/v7``). Required wherever Kafka is.
+    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL", None)
+
+
+def schema_registry_api_key():
+    # .. setting_name: EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY
+    # .. setting_default: ''
+    # .. setting_description: Basic-auth user for the schema registry. Optional.
+    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY", "")
+
+
+def schema_registry_api_secret():
+    # .. setting_name: EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET
+    # .. setting_default: ''
+    # .. setting_description: Basic-auth password for the schema registry. Optional.
+    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET", "")
+
+
+def topic_prefix():
+    # .. setting_name: EVENT_BUS_TOPIC_PREFIX
+    # .. setting_default: None
+    # .. setting_description: When set, every topic is used as ``f"{prefix}-{topic}"`` by the
+    #   relay, the ``on-commit`` mode and the consumer, e.g. to let several environments
+    #   share one cluster. Rows in the outbox keep the un-prefixed topic.
+    return _get("EVENT_BUS_TOPIC_PREFIX", None)
+
+
+def audit_logging_enabled():
+    # .. setting_name: EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED
+    # .. setting_default: True
+    # .. setting_description: Log one INFO line per event delivered (relay) or received
+    #   (consumer) with topic, partition, offset, event id and key. Payloads are never logged.
+    return bool(_get("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", True))
+
+
+# ---------------------------------------------------------------- producer / write path
+
+def producer_config():
+    # .. setting_name: EVENT_BUS_PRODUCER_CONFIG
+    # .. setting_default: {}
+    # .. setting_description: openedx-events' map of event type -> topic -> options
+    #   (``event_key_field``, ``enabled``). This package also reads an optional ``"mode"``
+    #   option per topic (``"outbox"`` or ``"on-commit"``), defaulting to
+    #   ``EVENT_BUS_PRODUCER_MODE``.
+    return _get("EVENT_BUS_PRODUCER_CONFIG", {}) or {}
+
+
+def default_mode():
+    # .. setting_name: EVENT_BUS_PRODUCER_MODE
+    # .. setting_default: "outbox"
+    # .. setting_description: How events are produced when their topic entry in
+    #   ``EVENT_BUS_PRODUCER_CONFIG`` names no ``"mode"``. ``"outbox"``: written to the outbox
+    #   table in the caller's transaction and published by the relay (nothing lost).
+    #   ``"on-commit"``: published straight to Kafka after the transaction commits (lower
+    #   latency, but lost if the process dies or Kafka is down at that moment).
+    return _get("EVENT_BUS_PRODUCER_MODE", MODE_OUTBOX)
+
+
+def database_alias():
+    # .. setting_name: EVENT_BUS_OUTBOX_DATABASE
+    # .. setting_default: "default"
+    # .. setting_description: Database alias whose connection (and so whose transaction) the
+    #   outbox rows are written on, and which the relay drains. It must be the alias your
+    #   application writes its own data to, or the outbox loses its atomicity.
+    return _get("EVENT_BUS_OUTBOX_DATABASE", "default")
+
+
+def propagate_send_errors():
+    # .. setting_name: EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS
+    # .. setting_default: False
+    # .. setting_description: When True, every signal named in ``EVENT_BUS_PRODUCER_CONFIG``
+    #   is switched to openedx-events' ``allow_send_event_failure()`` at startup, so an event
+    #   that cannot be written raises out of ``send_event()`` and an enclosing ``atomic()``
+    #   rolls back instead of committing without its event. It makes *every* receiver's
+    #   exception propagate for those signals. See docs/decisions/0003-errors-from-send.rst.
+    return bool(_get("EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS", False))

@@ -1,0 +1,1 @@
+"""The write path: the ``OutboxEvent`` table and the producer that fills it."""

@@ -1,0 +1,87 @@
+"""
+``OutboxEventProducer``: what ``EVENT_BUS_PRODUCER = "edx_event_bus_outbox.create_producer"`` returns.
+
+``send()`` runs inside the request that fired the signal, so it does the least that keeps
+the promise: serialize once, validate, and INSERT one row on the caller's connection. The
+row therefore commits or rolls back with the caller's own data.
+"""
+import logging
+
+from django.db import transaction
+from openedx_events.event_bus import EventBusProducer
+
+from .. import conf
+from ..exceptions import EventValidationError
+from ..kafka.serialization import EventKeyNotFound, extract_event_key, signal_serializer
+from . import validation
+from .models import OutboxEvent
+from .modes import mode_for
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxEventProducer(EventBusProducer):
+    """Writes events to the outbox table (``outbox`` mode) or publishes them after commit (``on-commit``)."""
+
+    def send(self, *, signal, topic, event_key_field, event_data, event_metadata) -> None:
+        payload, event_key = serialize_event(signal, topic, event_key_field, event_data)
+        alias = conf.database_alias()
+        if mode_for(signal.event_type, topic) == conf.MODE_ON_COMMIT:
+            self._publish_on_commit(signal, topic, event_key_field, event_key, payload, event_metadata, alias)
+            return
+        row = OutboxEvent.objects.using(alias).create(
+            event_id=event_metadata.id,
+            event_type=event_metadata.event_type,
+            topic=topic,
+            event_key_field=event_key_field,
+            event_key=event_key,
+            payload=payload,
+            event_time=event_metadata.time,
+            minorversion=event_metadata.minorversion,
+            source=event_metadata.source,
+            sourcehost=event_metadata.sourcehost,
+            sourcelib=".".join(map(str, event_metadata.sourcelib)),
+        )
+        logger.debug("Outbox row %s written: event_id=%s type=%s topic=%s", row.pk, row.event_id, row.event_type, topic)
+
+    @staticmethod
+    def _publish_on_commit(signal, topic, event_key_field, event_key, payload, metadata, alias):
+        from .on_commit import publish  # pylint: disable=import-outside-toplevel
+        transaction.on_commit(
+            lambda: publish(signal=signal, topic=topic, event_key_field=event_key_field,
+                            event_key=event_key, payload=payload, metadata=metadata),
+            using=alias,
+        )
+
+    def prepare_for_shutdown(self):
+        from .on_commit import flush  # pylint: disable=import-outside-toplevel
+        flush()
+
+
+def serialize_event(signal, topic, event_key_field, event_data):
+    """
+    ``(payload, key)``, both Avro-ready and validated; or ``EventValidationError`` naming the field.
+    """
+    def invalid(field, problem):
+        return EventValidationError(event_type=signal.event_type, topic=topic, field=field, problem=problem)
+
+    try:
+        payload = signal_serializer(signal).to_dict(event_data)
+    except Exception as exc:  # openedx-events raises bare Exception for None in a typed field
+        raise invalid(validation.none_without_default(event_data) or "(event)", f"cannot be serialized: {exc}") from exc
+    problem = validation.payload_problem(signal, payload)
+    if problem:
+        raise invalid(*problem)
+    try:
+        event_key = extract_event_key(payload, event_key_field)
+        problem = validation.key_problem(signal, event_key_field, event_key)
+    except EventKeyNotFound as exc:
+        raise invalid(event_key_field, f"was not found: {exc}") from exc
+    if problem:
+        raise invalid(*problem)
+    return payload, event_key
+
+
+def create_producer() -> OutboxEventProducer:
+    """The value for ``EVENT_BUS_PRODUCER``; openedx-events calls it once and caches the result."""
+    return OutboxEventProducer()

@@ -1,0 +1,62 @@
+"""
+Shared fixtures.
+
+Tests marked ``kafka`` use the real broker and schema registry started by ``make stack-up``.
+When they are not reachable, the tests skip with a loud reason -- except under ``CI=true``,
+where a missing service is a failure, never a skip.
+"""
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+from tests import kafka_tools
+
+
+def _reachable(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_services():
+    missing = []
+    servers = settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS
+    if not servers or not _reachable(servers.split(",")[0]):
+        missing.append(f"Kafka broker ({servers or 'EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS unset'})")
+    registry = settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL
+    if not registry or not _reachable(urlparse(registry).netloc):
+        missing.append(f"schema registry ({registry or 'EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL unset'})")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def kafka_stack():
+    """The real broker and registry, or a skip (outside CI) / failure (in CI) naming what is missing."""
+    missing = _missing_services()
+    if missing:
+        message = f"{' and '.join(missing)} not reachable; run `make stack-up`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(f"!!! SKIPPED, NOT TESTED: {message}")
+    return kafka_tools.StackClients(settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL)
+
+
+@pytest.fixture
+def topic(kafka_stack):
+    """A fresh three-partition topic, so that per-key partition placement is really exercised."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    kafka_stack.create_topic(name, partitions=3)
+    return name
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
+            item.fixturenames.append("kafka_stack")

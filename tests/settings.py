@@ -1,0 +1,107 @@
+"""
+Django settings for the test suite.
+
+The database comes from ``OUTBOX_TEST_DB`` (``sqlite``, ``postgres`` or ``mysql``); server
+URLs come from the environment or from ``.stack/env`` written by ``make stack-up``.
+"""
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_stack_env():
+    env_file = ROOT / ".stack" / "env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
+_load_stack_env()
+
+
+def _server_database(url_variable, engine, **extra):
+    url = urlparse(os.environ.get(url_variable, ""))
+    return {
+        "ENGINE": engine,
+        "NAME": url.path.lstrip("/") or "outbox",
+        "USER": url.username or "",
+        "PASSWORD": url.password or "",
+        "HOST": url.hostname or "127.0.0.1",
+        "PORT": str(url.port or ""),
+        **extra,
+    }
+
+
+DATABASE_KIND = os.environ.get("OUTBOX_TEST_DB", "sqlite")
+if DATABASE_KIND == "postgres":
+    DEFAULT_DATABASE = _server_database("OUTBOX_TEST_POSTGRES_URL", "django.db.backends.postgresql")
+elif DATABASE_KIND == "mysql":
+    DEFAULT_DATABASE = _server_database(
+        "OUTBOX_TEST_MYSQL_URL", "django.db.backends.mysql",
+        OPTIONS={"charset": "utf8mb4", "isolation_level": "read committed"},
+        TEST={"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    )
+elif DATABASE_KIND == "sqlite":
+    # A file, not :memory:, so that a relay or consumer subprocess can open the same database.
+    DEFAULT_DATABASE = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), "edx-event-bus-outbox.sqlite3"),
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"edx-event-bus-outbox-test-{os.getpid()}.sqlite3")},
+        "OPTIONS": {"timeout": 30},
+    }
+else:
+    raise RuntimeError(f"OUTBOX_TEST_DB={DATABASE_KIND!r}; use sqlite, postgres or mysql")
+
+# A subprocess started by a test (relay, consumer) must use the test database its parent created.
+if os.environ.get("OUTBOX_TEST_DB_NAME"):
+    DEFAULT_DATABASE["NAME"] = os.environ["OUTBOX_TEST_DB_NAME"]
+
+DATABASES = {"default": DEFAULT_DATABASE}
+
+SECRET_KEY = "tests-only"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "tests.urls"
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "openedx_events",
+    "edx_event_bus_outbox",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+EVENTS_SERVICE_NAME = "outbox-tests"
+EVENT_BUS_PRODUCER = "edx_event_bus_outbox.create_producer"
+EVENT_BUS_CONSUMER = "edx_event_bus_outbox.KafkaEventConsumer"
+EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = os.environ.get("EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS")
+EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = os.environ.get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL")
+EVENT_BUS_PRODUCER_CONFIG = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"edx_event_bus_outbox": {"handlers": ["console"], "level": "INFO"}},
+}
