@@ -1,0 +1,1 @@
+"""The relay: claims pending outbox rows lane by lane and publishes them to Kafka."""
