@@ -124,3 +124,105 @@ def propagate_send_errors():
     #   rolls back instead of committing without its event. It makes *every* receiver's
     #   exception propagate for those signals. See docs/decisions/0003-errors-from-send.rst.
     return bool(_get("EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS", False))
+
+
+# ---------------------------------------------------------------- relay
+
+def relay_batch_size():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE
+    # .. setting_default: 500
+    # .. setting_description: Rows the relay claims, publishes and marks per round trip for
+    #   one lane. Larger batches drain faster; the relay's memory grows with this, never with
+    #   the backlog. Overridden by ``run_outbox_relay --batch-size``.
+    return int(_get("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 500))
+
+
+def relay_poll_interval():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL
+    # .. setting_default: 1.0
+    # .. setting_description: Longest time, in seconds, an idle relay waits before looking for
+    #   new rows. Polling starts at 1/20 of this after work was found and backs off to it. On
+    #   PostgreSQL a NOTIFY wakes the relay sooner. Overridden by ``--poll-interval``.
+    return float(_get("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0))
+
+
+def relay_lease_seconds():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS
+    # .. setting_default: 30
+    # .. setting_description: How long a relay's lease on a lane lasts without renewal. A
+    #   standby relay takes a lane over at most this long after its holder died. Kafka
+    #   delivery timeouts are derived from it so that no batch outlives its lease. See
+    #   docs/decisions/0002-leases-and-fencing.rst. Overridden by ``--lease-seconds``.
+    return float(_get("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", 30))
+
+
+def relay_max_attempts():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS
+    # .. setting_default: 5
+    # .. setting_description: Attempts at an event that fails for a reason of its own
+    #   (incompatible schema, too large, unknown signal) before it is moved to the ``dead``
+    #   state. Outages of the broker or registry never count. See
+    #   docs/decisions/0003-retries-and-the-dead-state.rst.
+    return int(_get("EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS", 5))
+
+
+def relay_backoff_seconds():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_BACKOFF_SECONDS
+    # .. setting_default: (0.5, 60.0)
+    # .. setting_description: ``(first, cap)`` of the relay's exponential backoff with full
+    #   jitter, in seconds, used after a failed event and while Kafka or the registry is down.
+    first, cap = _get("EVENT_BUS_OUTBOX_RELAY_BACKOFF_SECONDS", (0.5, 60.0))
+    return float(first), float(cap)
+
+
+def relay_lanes():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LANES
+    # .. setting_default: None
+    # .. setting_description: Topics (lanes) this relay drains; ``None`` drains every topic
+    #   found in the outbox. Overridden by ``--lane``.
+    return _get("EVENT_BUS_OUTBOX_RELAY_LANES", None)
+
+
+def relay_listen():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LISTEN
+    # .. setting_default: True
+    # .. setting_description: On PostgreSQL, LISTEN for the outbox table's insert trigger so an
+    #   idle relay wakes at once. Turn off behind a transaction-pooling proxy (PgBouncer in
+    #   transaction mode), where LISTEN does not work; the relay then polls.
+    return bool(_get("EVENT_BUS_OUTBOX_RELAY_LISTEN", True))
+
+
+def relay_heartbeat_file():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE
+    # .. setting_default: None
+    # .. setting_description: A file whose modification time the relay refreshes on every loop,
+    #   for a liveness probe (``find FILE -mmin -1``). ``None`` writes no file. Overridden by
+    #   ``--heartbeat-file``.
+    return _get("EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE", None)
+
+
+def delete_on_ack():
+    # .. setting_name: EVENT_BUS_OUTBOX_DELETE_ON_ACK
+    # .. setting_default: False
+    # .. setting_description: Delete rows as soon as the broker acknowledged them, instead of
+    #   marking them ``sent`` and keeping them for ``EVENT_BUS_OUTBOX_RETENTION_DAYS``. Keeps
+    #   the table smallest, at the cost of the sent history (and of PII lingering less).
+    return bool(_get("EVENT_BUS_OUTBOX_DELETE_ON_ACK", False))
+
+
+# ---------------------------------------------------------------- retention
+
+def retention_days():
+    # .. setting_name: EVENT_BUS_OUTBOX_RETENTION_DAYS
+    # .. setting_default: 7
+    # .. setting_description: ``purge_outbox`` deletes ``sent`` rows older than this many days.
+    #   Dead rows are never purged automatically: they wait for an operator.
+    return float(_get("EVENT_BUS_OUTBOX_RETENTION_DAYS", 7))
+
+
+def purge_batch_size():
+    # .. setting_name: EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE
+    # .. setting_default: 1000
+    # .. setting_description: Rows ``purge_outbox`` deletes per transaction, so no lock is
+    #   held long and replicas keep up.
+    return int(_get("EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE", 1000))

@@ -20,5 +20,6 @@ def drop_index(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False  # MySQL cannot run DDL inside a transaction
     dependencies = [("edx_event_bus_outbox", "0001_initial")]
     operations = [migrations.RunPython(create_index, drop_index)]

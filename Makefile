@@ -1,0 +1,54 @@
+# Every target runs in .venv, which `make requirements` builds from the pinned files.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# The newest CPython >= 3.11 on the machine (pyenv), else python3.
+PYTHON ?= $(shell ls -d $$HOME/.pyenv/versions/3.1[1-9]* 2>/dev/null | sort -V | tail -1 | sed 's|$$|/bin/python|' | grep . || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+DATABASES ?= sqlite postgres mysql
+PYTEST_ARGS ?=
+
+.PHONY: help requirements stack-up stack-status stack-down test test-one demo bench docs upgrade clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+requirements: $(STAMP) ## build .venv with the package (editable) and the pinned test tools
+
+$(STAMP): requirements/dev.txt setup.cfg pyproject.toml
+	bash requirements/system-packages.sh
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements/dev.txt
+	$(VPY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+stack-up: requirements ## start Kafka, the schema registry, PostgreSQL, MariaDB and Redis on 127.0.0.1
+	PYTHON=$(abspath $(VPY)) bash stack/stack.sh up
+
+stack-status: ## say which stack services run
+	bash stack/stack.sh status
+
+stack-down: ## stop every process stack-up started
+	bash stack/stack.sh down
+
+test: requirements stack-up ## the whole suite on SQLite, PostgreSQL and MariaDB against the real stack
+	@failed=""; for db in $(DATABASES); do \
+	    echo "==================== tests on $$db ===================="; \
+	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
+
+docs: requirements ## build the Sphinx docs, warnings as errors
+	$(VPY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+upgrade: ## re-pin requirements/dev.txt from the .in files
+	rm -rf /tmp/outbox-upgrade && $(PYTHON) -m venv /tmp/outbox-upgrade
+	/tmp/outbox-upgrade/bin/pip install -q -r requirements/test.in -r requirements/docs.in
+	{ head -2 requirements/dev.txt; /tmp/outbox-upgrade/bin/pip freeze --exclude-editable; } > requirements/dev.txt.new
+	mv requirements/dev.txt.new requirements/dev.txt
+
+clean: ## remove build and test leftovers (not .venv, not the stack)
+	rm -rf build dist *.egg-info docs/_build .pytest_cache

@@ -1,0 +1,50 @@
+"""
+Sorting publish failures into the two kinds the relay treats differently.
+
+* Retriable: the infrastructure is unavailable (broker, registry, network). The event is
+  fine; the lane waits with backoff and nothing counts against the event.
+* Permanent: this event can never be published as it is (schema incompatible, too large,
+  its signal no longer exists). It counts an attempt, and after enough it goes ``dead``.
+"""
+
+
+class PermanentEventError(Exception):
+    """This event cannot be published; retrying the same bytes will fail the same way."""
+
+
+class InfrastructureUnavailable(Exception):
+    """Kafka or the schema registry cannot be reached; try again later."""
+
+
+# Delivery-report errors that mean "this message", not "the cluster".
+PERMANENT_KAFKA_ERRORS = {
+    "MSG_SIZE_TOO_LARGE",
+    "INVALID_RECORD",
+    "CORRUPT_MESSAGE",
+    "INVALID_MSG",
+    "_MSG_SIZE_TOO_LARGE",
+    "RECORD_LIST_TOO_LARGE",
+    "_INVALID_ARG",
+}
+
+# Registry answers that reject the schema itself (Confluent: 409 incompatible, 422 invalid).
+PERMANENT_REGISTRY_STATUSES = {409, 422}
+
+
+def classify_encoding_error(exc) -> Exception:
+    """Map an exception from Avro encoding or the registry to one of the two kinds."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError  # pylint: disable=import-outside-toplevel
+    if isinstance(exc, SchemaRegistryError):
+        if exc.http_status_code in PERMANENT_REGISTRY_STATUSES:
+            return PermanentEventError(f"schema registry rejected the schema: {exc}")
+        return InfrastructureUnavailable(f"schema registry error: {exc}")
+    if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+        return PermanentEventError(f"{type(exc).__name__}: {exc}")
+    return InfrastructureUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+def classify_delivery_error(kafka_error) -> Exception:
+    name = kafka_error.name()
+    if name in PERMANENT_KAFKA_ERRORS:
+        return PermanentEventError(f"Kafka refused the message: {name}: {kafka_error.str()}")
+    return InfrastructureUnavailable(f"Kafka delivery failed: {name}: {kafka_error.str()}")
