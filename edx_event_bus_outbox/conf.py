@@ -223,6 +223,127 @@ def retention_days():
 def purge_batch_size():
     # .. setting_name: EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE
     # .. setting_default: 1000
-    # .. setting_description: Rows ``purge_outbox`` deletes per transaction, so no lock is
-    #   held long and replicas keep up.
+    # .. setting_description: Rows ``purge_outbox`` (and ``purge_consumer_inbox``) deletes per
+    #   transaction, so no lock is held long and replicas keep up.
     return int(_get("EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE", 1000))
+
+
+# ---------------------------------------------------------------- consumer
+
+def consumers_enabled():
+    # .. setting_name: EVENT_BUS_KAFKA_CONSUMERS_ENABLED
+    # .. setting_default: True
+    # .. setting_description: Emergency kill switch, as in edx-event-bus-kafka: when False,
+    #   ``consume_events`` logs an error and exits at once without joining the consumer group.
+    #   Takes effect when the consumer process is restarted.
+    return bool(_get("EVENT_BUS_KAFKA_CONSUMERS_ENABLED", True))
+
+
+def consumer_poll_timeout():
+    # .. setting_name: EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT
+    # .. setting_default: 1.0
+    # .. setting_description: Seconds one ``poll()`` waits for a message. It also bounds how long
+    #   an idle consumer takes to notice SIGTERM and to commit what it has processed.
+    return float(_get("EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT", 1.0))
+
+
+def consumer_poll_failure_sleep():
+    # .. setting_name: EVENT_BUS_KAFKA_CONSUMER_POLL_FAILURE_SLEEP
+    # .. setting_default: 1.0
+    # .. setting_description: Seconds the consumer waits after a failed poll, or before
+    #   retrying a message whose writer schema could not be fetched because the schema registry
+    #   was unreachable, so that an outage does not become a busy loop.
+    return float(_get("EVENT_BUS_KAFKA_CONSUMER_POLL_FAILURE_SLEEP", 1.0))
+
+
+def consumer_consecutive_errors_limit():
+    # .. setting_name: EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT
+    # .. setting_default: None
+    # .. setting_description: When set, the consumer exits with ``ConsumerStuckError`` after this
+    #   many errors in a row (failed polls, registry outages, messages whose receivers still
+    #   failed after their retries), so that a process manager restarts it with fresh state.
+    #   A successfully processed message resets the count. Unusable messages (bad framing,
+    #   unknown type...) are dead-lettered or skipped and do not count: they say nothing about
+    #   the consumer's health. Offsets of processed and dead-lettered messages are committed
+    #   before exiting.
+    limit = _get("EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT", None)
+    return int(limit) if limit else None
+
+
+def consumer_kafka_config():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG
+    # .. setting_default: {}
+    # .. setting_description: Extra librdkafka consumer properties, e.g.
+    #   ``{"auto.offset.reset": "earliest", "session.timeout.ms": 30000}``. ``group.id``,
+    #   ``enable.auto.commit`` and ``enable.auto.offset.store`` are refused: the consumer commits
+    #   offsets itself, after processing, to be at-least-once.
+    return dict(_get("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", {}) or {})
+
+
+def consumer_commit_interval():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS
+    # .. setting_default: 1.0
+    # .. setting_description: Offsets of processed (or dead-lettered) messages are committed
+    #   synchronously at most this often, whenever the consumer is idle, before partitions are
+    #   revoked and on shutdown. A crash replays at most this much work; ``0`` commits after
+    #   every message (slower, fewest replays). See
+    #   docs/decisions/0006-consumer-at-least-once.rst.
+    return float(_get("EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS", 1.0))
+
+
+def consumer_max_retries():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_MAX_RETRIES
+    # .. setting_default: 3
+    # .. setting_description: How many more times a message's failed receivers are called (only
+    #   the receivers that failed) before the message is dead-lettered, or skipped when no
+    #   dead-letter topic is set. ``0`` disables retries. Keep the total backoff well under
+    #   librdkafka's ``max.poll.interval.ms`` (5 minutes by default).
+    return max(0, int(_get("EVENT_BUS_OUTBOX_CONSUMER_MAX_RETRIES", 3)))
+
+
+def consumer_retry_backoff():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS
+    # .. setting_default: 1.0
+    # .. setting_description: Wait before the first retry of failed receivers; it doubles on
+    #   each further retry, up to ``EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS``.
+    #   SIGTERM interrupts the wait (the message is then not committed, and is re-delivered).
+    return max(0.0, float(_get("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS", 1.0)))
+
+
+def consumer_retry_backoff_max():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS
+    # .. setting_default: 30.0
+    # .. setting_description: Upper bound of one wait between receiver retries.
+    return max(0.0, float(_get("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS", 30.0)))
+
+
+def consumer_dead_letter_topic():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC
+    # .. setting_default: None
+    # .. setting_description: Kafka topic (used exactly as written: ``EVENT_BUS_TOPIC_PREFIX`` is
+    #   not added) that receives, with the original key, value and headers plus ``dlt_*`` error
+    #   headers, every message that is unusable or whose receivers failed after all retries.
+    #   The consumer waits for the broker's acknowledgement before committing past it. When
+    #   unset, such messages are logged (never with their payload) and skipped, as
+    #   edx-event-bus-kafka does.
+    return _get("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", None) or None
+
+
+def consumer_deduplicate():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE
+    # .. setting_default: False
+    # .. setting_description: When True, each receiver that handled an event successfully is
+    #   recorded in the consumer inbox table per (consumer group, ``ce_id``), and is not called
+    #   again for that event when the message is re-delivered (after a crash, a rebalance, or a
+    #   duplicate publish). Costs one SELECT and one INSERT per message on
+    #   ``EVENT_BUS_OUTBOX_DATABASE``. Purge old rows with ``purge_consumer_inbox``.
+    return bool(_get("EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE", False))
+
+
+def consumer_inbox_retention_days():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_INBOX_RETENTION_DAYS
+    # .. setting_default: 7
+    # .. setting_description: ``purge_consumer_inbox`` deletes inbox rows older than this many
+    #   days. An event re-delivered after its rows were purged is handled again, so keep this
+    #   longer than any replay window you use (``offset_time``) and the topic's retention.
+    return float(_get("EVENT_BUS_OUTBOX_CONSUMER_INBOX_RETENTION_DAYS", 7))

@@ -72,3 +72,24 @@ def schema_registry_client():
 @receiver(setting_changed)
 def _forget_cached_clients(**kwargs):  # pylint: disable=unused-argument
     schema_registry_client.cache_clear()
+
+
+CONSUMER_OWNED_PROPERTIES = ("group.id", "enable.auto.commit", "enable.auto.offset.store")
+
+
+def consumer_config(group_id: str, **overrides) -> dict:
+    """
+    A consumer that never commits or stores offsets by itself.
+
+    The caller commits a message's offset only once the message was processed or dead-lettered
+    (at-least-once; see docs/decisions/0006-consumer-at-least-once.rst), so the properties that
+    would let librdkafka commit earlier are always forced, whatever ``overrides`` says.
+    """
+    config = common_client_config()
+    config.update(overrides)
+    config.update({
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+    })
+    return config

@@ -80,3 +80,37 @@ def avro_serializers(signal, event_key_field: str):
 @receiver(setting_changed)
 def _forget_cached_serializers(**kwargs):  # pylint: disable=unused-argument
     avro_serializers.cache_clear()
+
+
+def _no_subject(ctx, record_name):  # pylint: disable=unused-argument
+    return None
+
+
+@lru_cache(maxsize=None)
+def avro_value_deserializer(signal):
+    """
+    Framed Avro value -> the signal's ``send_event`` keyword arguments.
+
+    The writer schema comes from the registry by the id in the frame; the local signal's
+    schema is the reader schema, so an older or newer producer is read through Avro schema
+    resolution, as edx-event-bus-kafka does. No subject is named: the reader schema is local,
+    and without a subject the deserializer neither looks up "latest" versions nor runs
+    Confluent data-contract rules (edx subjects have none), which would otherwise cost more
+    per message than the Avro decoding itself. The writer schema is then cached by id alone.
+    """
+    # pylint: disable=import-outside-toplevel
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
+
+    signal_deserializer = AvroSignalDeserializer(signal)
+    return AvroDeserializer(
+        schema_registry_client(),
+        schema_str=signal_deserializer.schema_string(),
+        from_dict=lambda data, ctx: signal_deserializer.from_dict(data),
+        conf={"subject.name.strategy": _no_subject},
+    )
+
+
+@receiver(setting_changed)
+def _forget_cached_deserializers(**kwargs):  # pylint: disable=unused-argument
+    avro_value_deserializer.cache_clear()

@@ -1,0 +1,43 @@
+"""``python manage.py requeue_outbox``: give dead rows another chance, after fixing their cause."""
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from ... import conf
+from ...outbox.models import OutboxEvent
+
+
+class Command(BaseCommand):
+    help = "Put dead outbox rows back to pending (attempts reset), selected by id, event type, topic, or all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--id", type=int, action="append", dest="ids", metavar="ROW_ID",
+                            help="Row id (repeatable).")
+        parser.add_argument("--event-type", help="Every dead row of this event type.")
+        parser.add_argument("--topic", help="Every dead row of this (un-prefixed) topic.")
+        parser.add_argument("--all", action="store_true", help="Every dead row.")
+        parser.add_argument("--dry-run", action="store_true", help="Count what would be requeued; change nothing.")
+
+    def handle(self, *args, **options):
+        rows = select_dead_rows(options)
+        with transaction.atomic(using=conf.database_alias()):
+            count = rows.count() if options["dry_run"] else requeue(rows)
+        verb = "would be requeued" if options["dry_run"] else "requeued"
+        self.stdout.write(f"{count} dead outbox row(s) {verb}.")
+
+
+def select_dead_rows(options):
+    if not (options["ids"] or options["event_type"] or options["topic"] or options["all"]):
+        raise CommandError("Say which dead rows to requeue: --id, --event-type, --topic, or --all.")
+    rows = OutboxEvent.objects.using(conf.database_alias()).filter(status=OutboxEvent.STATUS.dead)
+    if options["ids"]:
+        rows = rows.filter(id__in=options["ids"])
+    if options["event_type"]:
+        rows = rows.filter(event_type=options["event_type"])
+    if options["topic"]:
+        rows = rows.filter(topic=options["topic"])
+    return rows
+
+
+def requeue(rows) -> int:
+    """Pending again, from a clean slate; ``last_error`` stays for the record until the next failure."""
+    return rows.update(status=OutboxEvent.STATUS.pending, attempts=0, next_attempt_at=None)
