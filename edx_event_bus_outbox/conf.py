@@ -122,7 +122,7 @@ def propagate_send_errors():
     #   is switched to openedx-events' ``allow_send_event_failure()`` at startup, so an event
     #   that cannot be written raises out of ``send_event()`` and an enclosing ``atomic()``
     #   rolls back instead of committing without its event. It makes *every* receiver's
-    #   exception propagate for those signals. See docs/decisions/0003-errors-from-send.rst.
+    #   exception propagate for those signals. See docs/decisions/0004-errors-raised-from-send.rst.
     return bool(_get("EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS", False))
 
 

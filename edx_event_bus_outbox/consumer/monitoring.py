@@ -1,0 +1,114 @@
+"""
+Custom attributes, traces and audit log lines, named as edx-event-bus-kafka names them so that
+existing dashboards and alerts keep working. Nothing here ever logs a payload or a key (keys
+can be usernames or emails).
+"""
+import logging
+import platform
+
+import django
+from edx_django_utils.monitoring import function_trace, record_exception, set_custom_attribute
+
+from .. import conf
+from ..kafka.headers import header_values
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["function_trace", "message_attributes", "error_attributes", "audit_received", "audit_processed",
+           "record_error", "describe"]
+
+
+def describe(msg) -> str:
+    """How log lines name a message: where it is and which event it carries, never what it says."""
+    headers = msg.headers() or []
+    return (f"topic={msg.topic()} partition={msg.partition()} offset={msg.offset()} "
+            f"event_id={','.join(_safe_values(headers, 'ce_id')) or None} "
+            f"event_type={','.join(_safe_values(headers, 'ce_type')) or None}")
+
+
+def _safe_values(headers, name):
+    try:
+        return header_values(headers, name)
+    except UnicodeDecodeError:
+        return ["<not UTF-8>"]
+
+
+def message_attributes(run_context, msg):
+    """The seed's per-poll attributes; ``msg`` is None when the poll returned nothing."""
+    try:
+        # .. custom_attribute_name: kafka_topic
+        # .. custom_attribute_description: The full topic of the message or error.
+        set_custom_attribute("kafka_topic", run_context["full_topic"])
+        # .. custom_attribute_name: kafka_received_message
+        # .. custom_attribute_description: True if this span processed a message, False otherwise.
+        set_custom_attribute("kafka_received_message", msg is not None)
+        if msg is None:
+            return
+        # .. custom_attribute_name: kafka_partition
+        # .. custom_attribute_description: The partition of the message.
+        set_custom_attribute("kafka_partition", msg.partition())
+        # .. custom_attribute_name: kafka_offset
+        # .. custom_attribute_description: The offset of the message.
+        set_custom_attribute("kafka_offset", msg.offset())
+        # .. custom_attribute_name: django_version
+        # .. custom_attribute_description: The Django version in use.
+        set_custom_attribute("django_version", django.__version__)
+        # .. custom_attribute_name: python_version
+        # .. custom_attribute_description: The Python version in use.
+        set_custom_attribute("python_version", platform.python_version())
+        headers = msg.headers() or []
+        if ids := _safe_values(headers, "ce_id"):
+            # .. custom_attribute_name: kafka_message_id
+            # .. custom_attribute_description: The message's ``ce_id`` header(s), comma-joined.
+            set_custom_attribute("kafka_message_id", ",".join(ids))
+        if types := _safe_values(headers, "ce_type"):
+            # .. custom_attribute_name: kafka_event_type
+            # .. custom_attribute_description: The message's ``ce_type`` header(s), comma-joined.
+            set_custom_attribute("kafka_event_type", ",".join(types))
+    except Exception as exc:  # pylint: disable=broad-except
+        # Monitoring must never stop consumption.
+        set_custom_attribute("kafka_monitoring_error", repr(exc))
+
+
+def error_attributes(kafka_error):
+    # .. custom_attribute_name: kafka_error_fatal
+    # .. custom_attribute_description: Whether the Kafka error is fatal for the consumer.
+    set_custom_attribute("kafka_error_fatal", kafka_error.fatal())
+    # .. custom_attribute_name: kafka_error_retriable
+    # .. custom_attribute_description: Whether the Kafka error is retriable.
+    set_custom_attribute("kafka_error_retriable", kafka_error.retriable())
+
+
+def outcome_attributes(outcome, retries):
+    # .. custom_attribute_name: kafka_message_outcome
+    # .. custom_attribute_description: What became of the message: ``processed``, ``duplicate``
+    #   (deduplicated by the inbox), ``dead_lettered`` or ``skipped``. (edx-event-bus-outbox only)
+    set_custom_attribute("kafka_message_outcome", outcome)
+    # .. custom_attribute_name: kafka_receiver_retries
+    # .. custom_attribute_description: How many times failed receivers were retried for the
+    #   message. (edx-event-bus-outbox only)
+    set_custom_attribute("kafka_receiver_retries", retries)
+
+
+def audit_received(msg):
+    if conf.audit_logging_enabled():
+        timestamp_type, timestamp_ms = msg.timestamp()
+        logger.info("Message received from Kafka: %s event_timestamp_ms=%s",
+                    describe(msg), timestamp_ms if timestamp_type else "none")
+
+
+def audit_processed(msg, outcome):
+    if conf.audit_logging_enabled():
+        logger.info("Message from Kafka %s: %s", outcome, describe(msg))
+
+
+def record_error(run_context, error, msg=None):
+    """Log an error with where it happened (no payload) and report it to the APM, as the seed does."""
+    where = describe(msg) if msg is not None else "no event available"
+    try:
+        raise error
+    except Exception:  # pylint: disable=broad-except
+        # record_exception reads the exception being handled, hence the raise above.
+        record_exception()
+        logger.exception("Error consuming event from Kafka: %r in context %s -- %s",
+                         error, ", ".join(f"{k}={v!r}" for k, v in run_context.items()), where)

@@ -1,0 +1,86 @@
+"""
+Wire compatibility with edx-event-bus-kafka 6.x, installed in the test environment.
+
+* The same event sent by its producer and by our relay is byte-identical (key, value, headers).
+* Its consumer reads what our relay produced and fires the signal with equal data and metadata.
+"""
+import threading
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from django.db import transaction
+from edx_event_bus_kafka import KafkaEventConsumer as SeedConsumer
+from edx_event_bus_kafka import create_producer as create_seed_producer
+from openedx_events.data import EventsMetadata
+
+from edx_event_bus_outbox import create_producer
+from tests.factories import enrollment_event, sample_events
+from tests.outbox_tools import drain
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
+
+
+@pytest.mark.parametrize("index", range(len(sample_events())))
+def test_our_relay_and_the_seed_producer_write_identical_messages(index, kafka_stack, topic):
+    signal, key_field, data = sample_events()[index]
+    metadata = EventsMetadata(event_type=signal.event_type)
+    theirs = f"{topic}-seed"
+    kafka_stack.create_topic(theirs, partitions=3)
+
+    seed = create_seed_producer()
+    seed.send(signal=signal, topic=theirs, event_key_field=key_field, event_data=data, event_metadata=metadata)
+    seed.prepare_for_shutdown()
+    with transaction.atomic():
+        create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
+                               event_metadata=metadata)
+    drain(topic)
+
+    (ours_msg,) = kafka_stack.read_all(topic, expected=1)
+    (seed_msg,) = kafka_stack.read_all(theirs, expected=1)
+    assert ours_msg.key() == seed_msg.key()
+    assert ours_msg.value() == seed_msg.value()
+    assert ours_msg.headers() == seed_msg.headers()
+    assert ours_msg.partition() == seed_msg.partition()  # same key bytes, same partitioner
+
+
+def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
+    signal, key_field, data = enrollment_event()
+    sent_metadata = EventsMetadata(event_type=signal.event_type)
+    with transaction.atomic():
+        create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
+                               event_metadata=sent_metadata)
+    drain(topic)
+
+    group = f"seed-{topic}"
+    _start_group_at_beginning(kafka_stack, topic, group)
+    consumer = SeedConsumer(topic, group)
+    received = []
+
+    def receiver(**kwargs):
+        received.append(kwargs)
+        consumer._shut_down()  # pylint: disable=protected-access
+
+    signal.connect(receiver, weak=False, dispatch_uid="seed-compat")
+    thread = threading.Thread(target=consumer.consume_indefinitely, daemon=True)
+    try:
+        thread.start()
+        thread.join(timeout=60)
+    finally:
+        consumer._shut_down()  # pylint: disable=protected-access
+        thread.join(timeout=15)
+        signal.disconnect(dispatch_uid="seed-compat")
+
+    assert len(received) == 1, "edx-event-bus-kafka's consumer did not fire the signal"
+    assert received[0]["enrollment"] == data["enrollment"]
+    assert received[0]["metadata"] == sent_metadata
+    assert received[0]["from_event_bus"] is True
+
+
+def _start_group_at_beginning(kafka_stack, topic, group):
+    """The seed consumer starts a new group at the latest offset; commit offset 0 for it first."""
+    consumer = Consumer({"bootstrap.servers": kafka_stack.bootstrap_servers, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.commit(offsets=[TopicPartition(topic, p, 0) for p in partitions], asynchronous=False)
+    finally:
+        consumer.close()
