@@ -43,3 +43,11 @@ class StackClients:
             return messages
         finally:
             consumer.close()
+
+
+def stack_service(action, service):
+    """Stop, start or restart one service of the local stack (``stack/stack.sh``), for failure tests."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+    script = Path(__file__).resolve().parent.parent / "stack" / "stack.sh"
+    subprocess.run(["bash", str(script), action, service], check=True, capture_output=True, timeout=300)

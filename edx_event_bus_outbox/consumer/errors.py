@@ -16,6 +16,15 @@ class UnusableMessage(OutboxError):
         super().__init__(f"{reason}: {detail}")
 
 
+class ReceiversFailed(OutboxError):
+    """Receivers still raised after every retry; ``failures`` is ``[(receiver name, exception)]``."""
+
+    def __init__(self, failures, retries: int):
+        self.failures = failures
+        details = "; ".join(f"{name}: {error!r}" for name, error in failures)
+        super().__init__(f"{len(failures)} receiver(s) failed after {retries} retries: {details}")
+
+
 class RegistryUnavailable(OutboxError):
     """The writer schema could not be fetched for a reason other than "no such schema"."""
 

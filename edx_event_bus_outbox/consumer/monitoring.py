@@ -94,7 +94,7 @@ def audit_received(msg):
     if conf.audit_logging_enabled():
         timestamp_type, timestamp_ms = msg.timestamp()
         logger.info("Message received from Kafka: %s event_timestamp_ms=%s",
-                    describe(msg), timestamp_ms if timestamp_type else "none")
+                    describe(msg), timestamp_ms if timestamp_type else "none")  # 0: TIMESTAMP_NOT_AVAILABLE
 
 
 def audit_processed(msg, outcome):

@@ -76,7 +76,8 @@ class Relay:
                     if not worked and self.options.until_empty and not store.any_pending(
                             self.options.alias, self.options.lanes):
                         break
-                    self._set_state("running")
+                    if not self.lane_failures:
+                        self._set_state("running")
                 except DatabaseError as exc:
                     self._database_failed(exc)
                     worked = False
@@ -162,7 +163,7 @@ class Relay:
             failures = self.lane_failures.get(lane, 0) + 1
             self.lane_failures[lane] = failures
             self.lane_resume_at[lane] = time.monotonic() + backoff_seconds(failures, first, cap)
-            self._set_state(f"waiting for Kafka or the schema registry ({error})")
+            self._set_state("waiting for Kafka or the schema registry", error)
             return
         status = store.record_failure(self.options.alias, row.id, error,
                                       backoff_seconds(row.attempts + 1, first, cap), self.options.max_attempts)
@@ -181,18 +182,18 @@ class Relay:
 
     # ------------------------------------------------------------------ reporting
 
-    def _set_state(self, state):
+    def _set_state(self, state, cause=None):
         """Log on change only: an outage gives one line when it starts and one when it ends."""
         if state == self.state:
             return
         if state == "running":
             logger.info("Outbox relay running%s", "" if self.state == "starting" else f" again (was: {self.state})")
         else:
-            logger.warning("Outbox relay %s", state)
+            logger.warning("Outbox relay %s: %s", state, cause)
         self.state = state
 
     def _database_failed(self, exc):
-        self._set_state(f"cannot reach the database ({type(exc).__name__}: {exc})".strip())
+        self._set_state("cannot reach the database", f"{type(exc).__name__}: {exc}")
         connections[self.options.alias].close()  # reconnect on the next query
         self.held.clear()  # the leases will be re-checked, never assumed, after an outage
         first, cap = self.options.backoff

@@ -1,0 +1,228 @@
+"""
+``KafkaEventConsumer``: what ``python manage.py consume_events -t TOPIC -g GROUP`` runs when
+``EVENT_BUS_CONSUMER = "edx_event_bus_outbox.KafkaEventConsumer"``.
+
+One message at a time: decode it, emit its signal (retrying failed receivers), dead-letter or
+skip it if that is impossible, and only then let its offset be committed. See
+docs/consumer.rst and docs/decisions/0006-consumer-at-least-once.rst.
+"""
+import logging
+import threading
+
+from django.db import DatabaseError
+from openedx_events.event_bus import EventBusConsumer
+
+from .. import conf
+from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic
+from . import dispatch, inbox, monitoring
+from .dead_letter import DeadLetterProducer
+from .decoding import decode
+from .errors import (
+    ConsumerConfigurationError,
+    ConsumerStuckError,
+    ReceiversFailed,
+    RegistryUnavailable,
+    ShutdownRequested,
+    UnusableMessage,
+)
+from .offsets import OffsetTracker
+from .replay import ReplayFrom, is_incremental, parse_offset_time
+from .shutdown import stop_on_sigterm
+from .work_cycle import prepare_for_new_work_cycle
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaEventConsumer(EventBusConsumer):
+    """
+    Consume ``topic`` (without ``EVENT_BUS_TOPIC_PREFIX``) in consumer group ``group_id``.
+
+    ``offset_time`` (an ISO-8601 timestamp, from ``--extra``) replays from that time and then
+    keeps consuming. Unknown ``--extra`` options are refused rather than ignored.
+    """
+
+    def __init__(self, topic, group_id, offset_time=None, **unknown_options):
+        if unknown_options:
+            raise ConsumerConfigurationError(
+                f"Unknown consumer option(s) {sorted(unknown_options)} in --extra; the only one is offset_time."
+            )
+        self.topic = topic
+        self.group_id = group_id
+        self.offset_time = parse_offset_time(offset_time) if offset_time else None
+        self.kafka_config = self._kafka_config()  # fails now, not after joining the group
+        self._stopping = threading.Event()
+        self._consecutive_errors = 0
+
+    def stop(self):
+        """Finish the current message, commit, close. Safe from a signal handler or another thread."""
+        self._stopping.set()
+
+    def consume_indefinitely(self):
+        if not conf.consumers_enabled():
+            logger.error("Kafka consumers not enabled (EVENT_BUS_KAFKA_CONSUMERS_ENABLED), exiting.")
+            return
+        with stop_on_sigterm(self.stop):
+            self._run()
+
+    def _kafka_config(self) -> dict:
+        extra = conf.consumer_kafka_config()
+        refused = sorted(set(extra) & set(CONSUMER_OWNED_PROPERTIES))
+        if refused:
+            raise ConsumerConfigurationError(
+                f"EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG may not set {refused}: the group comes from -g, and "
+                "offsets are committed by the consumer after processing. Remove them."
+            )
+        return consumer_config(self.group_id, **extra)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self):
+        from confluent_kafka import Consumer  # pylint: disable=import-outside-toplevel
+
+        self._run_context = {"full_topic": full_topic(self.topic), "consumer_group": self.group_id}
+        self._retry_policy = dispatch.RetryPolicy.from_settings()
+        dead_letter_topic = conf.consumer_dead_letter_topic()
+        self._dead_letters = DeadLetterProducer(dead_letter_topic, self.group_id) if dead_letter_topic else None
+        self._deduplicate = conf.consumer_deduplicate()
+        consumer = Consumer(self.kafka_config)
+        self._offsets = OffsetTracker(consumer, conf.consumer_commit_interval())
+        consumer.subscribe([self._run_context["full_topic"]], **self._rebalance_callbacks())
+        logger.info("Running consumer for %r (dead-letter topic: %s, deduplicate: %s)",
+                    self._run_context, dead_letter_topic, self._deduplicate)
+        try:
+            self._loop(consumer)
+        finally:
+            self._close(consumer)
+
+    def _rebalance_callbacks(self) -> dict:
+        callbacks = {"on_revoke": self._offsets.on_revoke, "on_lost": self._offsets.on_lost}
+        if self.offset_time:
+            logger.info("Replaying from %s: each partition first assigned to this process starts at its first "
+                        "message at or after that time; consumption then continues.", self.offset_time.isoformat())
+            callbacks["on_assign"] = ReplayFrom(self.offset_time, is_incremental(self.kafka_config)).on_assign
+        return callbacks
+
+    def _loop(self, consumer):
+        poll_timeout = conf.consumer_poll_timeout()
+        while not self._stopping.is_set():
+            self._check_error_budget()
+            with monitoring.function_trace("consumer.consume"):
+                msg = consumer.poll(timeout=poll_timeout)
+                monitoring.message_attributes(self._run_context, msg)
+                if msg is None:
+                    self._offsets.commit()  # idle: a good moment to commit what is done
+                elif msg.error() is not None:
+                    self._poll_failed(msg.error())
+                else:
+                    try:
+                        self._handle(msg)
+                    except ShutdownRequested:
+                        return  # not marked done: the message is re-delivered
+                    self._offsets.done(msg)
+                    self._offsets.commit_if_due()
+
+    def _close(self, consumer):
+        if self._stopping.is_set():
+            logger.info("Stopping: committing processed offsets and closing the consumer.")
+        try:
+            self._offsets.commit()
+        finally:
+            consumer.close()
+            if self._dead_letters:
+                self._dead_letters.close()
+            logger.info("Consumer for %r closed.", self._run_context)
+
+    # ------------------------------------------------------------------ one message
+
+    def _handle(self, msg):
+        prepare_for_new_work_cycle()
+        monitoring.audit_received(msg)
+        with monitoring.function_trace("emit_signals_from_message"):
+            try:
+                event, handled = self._decode(msg)
+                outcome = self._emit(msg, event, handled)
+            except UnusableMessage as exc:
+                outcome = self._reject(msg, exc.reason, str(exc), exc)
+        monitoring.audit_processed(msg, outcome)
+
+    def _decode(self, msg):
+        """Decode, and read the inbox; registry or database outages are waited out, never skipped."""
+        while True:
+            try:
+                event = decode(msg)
+                handled = inbox.handled_receivers(self.group_id, event.metadata.id) if self._deduplicate else set()
+                return event, handled
+            except (RegistryUnavailable, DatabaseError) as exc:
+                self._consecutive_errors += 1
+                monitoring.record_error(self._run_context, exc, msg)
+                self._check_error_budget()
+                self._wait(conf.consumer_poll_failure_sleep())
+                prepare_for_new_work_cycle()
+
+    def _emit(self, msg, event, handled) -> str:
+        if handled and not self._missing_receivers(event, handled):
+            monitoring.outcome_attributes("duplicate", 0)
+            return "duplicate (every receiver already handled this event for this group)"
+        outcome = dispatch.emit(
+            event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
+            already_handled=handled, record=self._recorder(event) if self._deduplicate else None,
+        )
+        if outcome.failures:
+            self._consecutive_errors += 1
+            error = ReceiversFailed(outcome.failures, outcome.retries)
+            return self._reject(msg, "receiver_failed", str(error), error, retries=outcome.retries)
+        self._consecutive_errors = 0
+        monitoring.outcome_attributes("processed", outcome.retries)
+        return "processed successfully"
+
+    @staticmethod
+    def _missing_receivers(event, handled):
+        return [r for r in dispatch.live_receivers(event.signal) if dispatch.receiver_name(r) not in handled]
+
+    def _recorder(self, event):
+        def record(receivers):
+            if not receivers:
+                return
+            try:
+                inbox.record(self.group_id, event.metadata.id, [dispatch.receiver_name(r) for r in receivers])
+            except DatabaseError:
+                # The receivers did run; only their deduplication is lost, so carry on.
+                logger.exception("Could not record event_id=%s in the consumer inbox; a re-delivery would "
+                                 "call its receivers again.", event.metadata.id)
+        return record
+
+    def _reject(self, msg, reason, error, exc, retries=0) -> str:
+        """Dead-letter the message if there is a topic for it, else log and skip it (as the seed does)."""
+        monitoring.record_error(self._run_context, exc, msg)
+        if self._dead_letters:
+            delivered = self._dead_letters.send(msg, reason=reason, error=error)
+            monitoring.outcome_attributes("dead_lettered", retries)
+            logger.warning("Message dead-lettered to %s[%s]@%s (%s): %s", delivered.topic(), delivered.partition(),
+                           delivered.offset(), reason, monitoring.describe(msg))
+            return "dead-lettered"
+        monitoring.outcome_attributes("skipped", retries)
+        logger.error("Message skipped (%s; no EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC): %s",
+                     reason, monitoring.describe(msg))
+        return "skipped"
+
+    # ------------------------------------------------------------------ errors and waiting
+
+    def _poll_failed(self, kafka_error):
+        from confluent_kafka import KafkaException  # pylint: disable=import-outside-toplevel
+
+        monitoring.error_attributes(kafka_error)
+        self._consecutive_errors += 1
+        monitoring.record_error(self._run_context, KafkaException(kafka_error))
+        if kafka_error.fatal():
+            raise KafkaException(kafka_error)
+        self._stopping.wait(conf.consumer_poll_failure_sleep())  # no message is in hand: just wake on SIGTERM
+
+    def _check_error_budget(self):
+        limit = conf.consumer_consecutive_errors_limit()
+        if limit and self._consecutive_errors >= limit:
+            raise ConsumerStuckError(self._consecutive_errors)
+
+    def _wait(self, seconds):
+        """Sleep before retrying the current message, but on SIGTERM abandon it (uncommitted) at once."""
+        if self._stopping.wait(seconds):
+            raise ShutdownRequested()
