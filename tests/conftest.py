@@ -56,7 +56,18 @@ def topic(kafka_stack):
     return name
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    """Require the stack for ``kafka`` tests; leave out tests that do not apply to this database."""
+    kind = settings.DATABASE_KIND
+    not_applicable = {"server_database": kind == "sqlite", "postgres_only": kind != "postgres"}
+    kept, dropped = [], []
     for item in items:
+        if any(flag and marker in item.keywords for marker, flag in not_applicable.items()):
+            dropped.append(item)
+            continue
         if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
             item.fixturenames.append("kafka_stack")
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -54,12 +54,12 @@ def test_consumes_what_our_relay_sends(topic):
     _assert_received_exactly(received, events, metadatas)
 
 
-def test_topic_prefix_is_applied_to_the_consumed_topic(kafka_stack, settings):
+def test_topic_prefix_is_applied_to_the_consumed_topic(topic, kafka_stack, settings):
     settings.EVENT_BUS_TOPIC_PREFIX = "prefixed"
-    kafka_stack.create_topic("prefixed-compat", partitions=1)
+    kafka_stack.create_topic(f"prefixed-{topic}", partitions=1)
     events = sample_events()[:1]
-    metadatas = produce_events("prefixed-compat", events)
+    metadatas = produce_events(f"prefixed-{topic}", events)
     received = Received()
     with connected(received, *_signals(events)):
-        run_until("compat", new_group(), done=lambda: received.ids)
+        run_until(topic, new_group(), done=lambda: received.ids)
     assert received.ids == [str(metadatas[0].id)]

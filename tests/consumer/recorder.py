@@ -1,0 +1,40 @@
+"""
+A test-only Django app for consumer subprocesses: a receiver that journals what it handles.
+
+Driven by environment variables, so one settings module serves every subprocess test:
+
+* ``OUTBOX_TEST_JOURNAL``: file that gets ``begin <ce_id>`` and ``end <ce_id>`` lines.
+* ``OUTBOX_TEST_SLOW_SECONDS``: sleep between the two lines (a message "in progress").
+* ``OUTBOX_TEST_KILL_AFTER``: a ``ce_id``; after journaling its ``end`` line the process
+  SIGKILLs itself -- processed, but not yet committed.
+"""
+import os
+import signal
+import time
+
+from django.apps import AppConfig
+
+
+def journal(line):
+    with open(os.environ["OUTBOX_TEST_JOURNAL"], "a", encoding="utf-8") as journal_file:
+        journal_file.write(line + "\n")
+        journal_file.flush()
+        os.fsync(journal_file.fileno())
+
+
+def record(metadata, **kwargs):  # pylint: disable=unused-argument
+    event_id = str(metadata.id)
+    journal(f"begin {event_id}")
+    time.sleep(float(os.environ.get("OUTBOX_TEST_SLOW_SECONDS", "0")))
+    journal(f"end {event_id}")
+    if event_id == os.environ.get("OUTBOX_TEST_KILL_AFTER"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecorderConfig(AppConfig):
+    name = "tests.consumer"
+    label = "consumer_test_recorder"
+
+    def ready(self):
+        from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+        COURSE_ENROLLMENT_CREATED.connect(record, dispatch_uid="consumer-test-recorder")

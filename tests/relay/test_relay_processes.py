@@ -1,0 +1,162 @@
+"""
+Relays as real processes: SIGKILL, standby takeover, two relays at once, SIGTERM, heartbeat,
+and database restarts.
+"""
+import random
+import signal as signals
+import time
+
+import pytest
+from django.db import connection
+
+from edx_event_bus_outbox.models import OutboxEvent, RelayLease
+from tests.kafka_tools import stack_service
+from tests.outbox_tools import kill, relay_process, write_events
+from tests.relay.checker import check
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
+
+SHORT_LEASE = ["--lease-seconds", "3", "--poll-interval", "0.2"]
+
+
+def wait_for(condition, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def sent_count(topic=None):
+    rows = OutboxEvent.objects.filter(status=OutboxEvent.STATUS.sent)
+    return (rows.filter(topic=topic) if topic else rows).count()
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_never_reorders(kafka_stack, topic, tmp_path):
+    rng = random.Random(20261127)
+    batch = 100
+    written = write_events(topic, 2500, keys=9, per_transaction=100)
+    kills = 0
+    for _ in range(4):
+        relay = relay_process("--lane", topic, "--batch-size", str(batch), *SHORT_LEASE,
+                              log_path=tmp_path / "relay.log")
+        assert wait_for(lambda: sent_count() > 0 or relay.poll() is not None, 60)
+        time.sleep(rng.uniform(0.05, 1.0))
+        kill(relay)
+        kills += 1
+    final = relay_process("--lane", topic, "--until-empty", "--batch-size", str(batch), *SHORT_LEASE,
+                          log_path=tmp_path / "relay.log")
+    assert final.wait(timeout=180) == 0
+
+    verdict = check(kafka_stack.read_all(topic, timeout=60), [str(m.id) for m in written])
+    assert verdict.ok(), verdict.summary()
+    assert verdict.duplicates <= kills * batch, verdict.summary()
+    assert sent_count() == 2500
+
+
+def test_a_standby_takes_over_within_the_lease_after_sigkill(kafka_stack, topic, tmp_path):
+    write_events(topic, 3)
+    first = relay_process("--lane", topic, *SHORT_LEASE, log_path=tmp_path / "first.log")
+    try:
+        assert wait_for(lambda: sent_count(topic) == 3, 60)
+        lease = RelayLease.objects.get(lane=topic)
+        assert lease.holder.endswith(f":{first.pid}")
+        standby = relay_process("--lane", topic, *SHORT_LEASE, log_path=tmp_path / "standby.log")
+        time.sleep(2)  # the standby is up and polling, but the lane is held
+        assert RelayLease.objects.get(lane=topic).holder.endswith(f":{first.pid}")
+
+        kill(first)
+        killed_at = time.monotonic()
+        write_events(topic, 2)
+        assert wait_for(lambda: sent_count(topic) == 5, 30)
+        took_over_after = time.monotonic() - killed_at
+        assert RelayLease.objects.get(lane=topic).holder.endswith(f":{standby.pid}")
+        assert took_over_after < 3 + 5, f"standby took {took_over_after:.1f}s with a 3s lease"
+    finally:
+        kill(first)
+        kill(standby) if "standby" in locals() else None
+    assert len(kafka_stack.read_all(topic, expected=5)) == 5
+
+
+def test_two_relays_started_at_once_share_lanes_without_duplicates(kafka_stack, topic, tmp_path):
+    lanes = [f"{topic}-{n}" for n in range(3)]
+    written = {}
+    for lane in lanes:
+        kafka_stack.create_topic(lane, partitions=3)
+        written[lane] = write_events(lane, 300, keys=4, per_transaction=50)
+    relays = [relay_process("--until-empty", "--batch-size", "50", *SHORT_LEASE,
+                            log_path=tmp_path / f"relay{n}.log") for n in range(2)]
+    assert [relay.wait(timeout=180) for relay in relays] == [0, 0]
+
+    for lane in lanes:
+        verdict = check(kafka_stack.read_all(lane, expected=300), [str(m.id) for m in written[lane]])
+        assert verdict.ok() and verdict.duplicates == 0, f"{lane}: {verdict.summary()}"
+
+
+def test_sigterm_finishes_the_batch_releases_the_lease_and_exits_zero(kafka_stack, topic, tmp_path):
+    write_events(topic, 3000, keys=5, per_transaction=500)
+    relay = relay_process("--lane", topic, "--batch-size", "100", *SHORT_LEASE, log_path=tmp_path / "relay.log")
+    assert wait_for(lambda: sent_count() > 0, 60)
+    relay.send_signal(signals.SIGTERM)
+    stopped_at = time.monotonic()
+    assert relay.wait(timeout=15) == 0
+    assert time.monotonic() - stopped_at < 10
+    assert RelayLease.objects.get(lane=topic).expires_at is None  # released, not left to expire
+
+    published = kafka_stack.read_all(topic)
+    published_ids = {m.headers()[4][1].decode() for m in published}
+    sent_ids = {str(e) for e in OutboxEvent.objects.filter(status="sent").values_list("event_id", flat=True)}
+    assert sent_ids <= published_ids  # nothing marked sent that the broker did not take
+    assert "Outbox relay stopped" in (tmp_path / "relay.log").read_text()
+
+
+def test_until_empty_exits_zero_and_the_heartbeat_file_is_fresh(kafka_stack, topic, tmp_path):
+    other = f"{topic}-other"
+    write_events(topic, 4)
+    write_events(other, 2)
+    heartbeat = tmp_path / "alive"
+    relay = relay_process("--lane", topic, "--until-empty", "--heartbeat-file", str(heartbeat),
+                          log_path=tmp_path / "relay.log")
+    assert relay.wait(timeout=60) == 0
+    assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
+    assert sent_count(topic) == 4 and sent_count(other) == 0  # the lane filter held
+
+
+@pytest.mark.stack_restart
+@pytest.mark.server_database
+def test_database_restart_mid_drain_is_survived(kafka_stack, topic, tmp_path):
+    written = write_events(topic, 2000, keys=5, per_transaction=200)
+    relay = relay_process("--lane", topic, "--batch-size", "50", *SHORT_LEASE, log_path=tmp_path / "relay.log")
+    try:
+        assert wait_for(lambda: sent_count() > 0, 60)
+        connection.close()
+        stack_service("restart", "postgres" if connection.vendor == "postgresql" else "mariadb")
+        assert wait_for(lambda: _sent_after_reconnect() == 2000, 120)
+        assert relay.poll() is None, "the relay must survive a database restart"
+    finally:
+        kill(relay, signals.SIGTERM)
+    verdict = check(kafka_stack.read_all(topic, expected=2000), [str(m.id) for m in written])
+    assert verdict.ok(), verdict.summary()
+    assert "cannot reach the database" in (tmp_path / "relay.log").read_text()
+
+
+def _sent_after_reconnect():
+    try:
+        return sent_count()
+    except Exception:  # pylint: disable=broad-except
+        connection.close()
+        return -1
+
+
+@pytest.mark.postgres_only
+def test_notify_wakes_an_idle_relay_long_before_its_poll_interval(kafka_stack, topic, tmp_path):
+    relay = relay_process("--lane", topic, "--poll-interval", "30", log_path=tmp_path / "relay.log")
+    try:
+        time.sleep(3)  # let it go idle: a 30 s poll interval from here on
+        write_events(topic, 1)
+        written_at = time.monotonic()
+        assert wait_for(lambda: sent_count(topic) == 1, 20, interval=0.02)
+        assert time.monotonic() - written_at < 5
+    finally:
+        kill(relay, signals.SIGTERM)
