@@ -210,6 +210,24 @@ def delete_on_ack():
     return bool(_get("EVENT_BUS_OUTBOX_DELETE_ON_ACK", False))
 
 
+
+# ---------------------------------------------------------------- status and alerting
+
+def status_max_pending_age():
+    # .. setting_name: EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE
+    # .. setting_default: 300
+    # .. setting_description: ``outbox_status --check`` fails when the oldest pending event of
+    #   any lane is older than this many seconds: the relay is down, stuck, or too slow.
+    return float(_get("EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE", 300))
+
+
+def status_max_dead():
+    # .. setting_name: EVENT_BUS_OUTBOX_STATUS_MAX_DEAD
+    # .. setting_default: 0
+    # .. setting_description: ``outbox_status --check`` fails when more rows than this are
+    #   dead: each one is an event that was not published and waits for an operator.
+    return int(_get("EVENT_BUS_OUTBOX_STATUS_MAX_DEAD", 0))
+
 # ---------------------------------------------------------------- retention
 
 def retention_days():

@@ -51,11 +51,10 @@ def receiver_name(receiver) -> str:
     """A receiver's stable name across processes (the inbox stores it): ``module.qualname``."""
     if receiver is WHOLE_SIGNAL:
         return "(signal)"
-    try:
-        name = f"{receiver.__module__}.{receiver.__qualname__}"
-    except AttributeError:
-        name = str(receiver)
-    return name[:RECEIVER_NAME_LENGTH]
+    # A callable object has no __qualname__ of its own; its class names it.
+    qualname = getattr(receiver, "__qualname__", None) or type(receiver).__qualname__
+    module = getattr(receiver, "__module__", None) or type(receiver).__module__
+    return f"{module}.{qualname}"[:RECEIVER_NAME_LENGTH]
 
 
 def live_receivers(signal) -> list:

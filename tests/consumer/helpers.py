@@ -126,3 +126,23 @@ def end_offsets(topic):
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
     finally:
         consumer.close()
+
+
+def assert_no_payload_logged(log_text, events):
+    """No personal data of the events (usernames, emails, names) appears in the log text."""
+    for _, _, data in events:
+        user = getattr(data.get("enrollment"), "user", None) or data.get("user")
+        if user is not None and user.pii is not None:
+            for secret in (user.pii.username, user.pii.email, user.pii.name):
+                assert secret not in log_text, f"payload value {secret!r} was logged"
+
+
+def header_dict(msg):
+    return {name: value.decode("utf-8") for name, value in msg.headers() or []}
+
+
+def assert_everything_committed(topic, group):
+    """Every message of every partition is committed (empty partitions need no commit)."""
+    committed = group_offsets(topic, group)
+    for partition, end in end_offsets(topic).items():
+        assert committed[partition] == end or (end == 0 and committed[partition] < 0), (partition, committed, end)

@@ -28,6 +28,7 @@ class Command(BaseCommand):
         if days < 0 or batch_size < 1:
             raise CommandError("--days must be >= 0 and --batch-size >= 1.")
         cutoff = timezone.now() - timedelta(days=days)
+        self.verbosity = options["verbosity"]
         removed = purge_sent(cutoff, batch_size, options["sleep"], progress=self._progress)
         self.stdout.write(f"Purged {removed} sent outbox row(s) sent before {cutoff.isoformat()}.")
 
