@@ -41,6 +41,9 @@ test: requirements stack-up ## the whole suite on SQLite, PostgreSQL and MariaDB
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
 
+demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
+	$(VPY) demo/manage.py run_demo
+
 docs: requirements ## build the Sphinx docs, warnings as errors
 	$(VPY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class DemoAppConfig(AppConfig):
+    name = "demo_app"
+
+    def ready(self):
+        from . import receivers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import

@@ -1,0 +1,226 @@
+"""
+``python demo/manage.py run_demo``: the whole outbox path, end to end, on SQLite.
+
+1. A fresh database and a fresh topic.
+2. ``run_outbox_relay`` and ``consume_events`` start as real processes.
+3. Enrollments are created in transactions that also emit ``COURSE_ENROLLMENT_CREATED``;
+   some transactions roll back (explicitly, or because the view raised).
+4. The demo waits until every committed event was received, then prints what happened:
+   committed, rolled back, published, received, lost, phantom, and latency percentiles.
+
+Exit status: 0 when nothing was lost and no rolled-back event was published.
+"""
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from opaque_keys.edx.keys import CourseKey
+from openedx_events.learning.data import CourseData, CourseEnrollmentData, UserData, UserPersonalData
+from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
+from demo_app.models import Enrollment
+from edx_event_bus_outbox.models import OutboxEvent
+
+MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
+
+
+class ViewFailed(Exception):
+    """Stands for an exception raised by a view after it emitted its event."""
+
+
+class Command(BaseCommand):
+    help = "Run the end-to-end outbox demo and print a summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=400, help="Transactions to run (default 400).")
+        parser.add_argument("--rollback-share", type=float, default=0.2, help="Share rolled back (default 0.2).")
+        parser.add_argument("--rate", type=float, default=100.0, help="Transactions per second (default 100).")
+        parser.add_argument("--timeout", type=float, default=60.0, help="Seconds to wait for delivery.")
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args, **options):
+        rng = random.Random(options["seed"])
+        self._fresh_start()
+        topic, group = settings.DEMO_TOPIC, f"demo-{int(time.time())}"
+        self._prepare_topic(topic, group)
+        processes = [self._spawn("relay", "run_outbox_relay", "--lane", topic),
+                     self._spawn("consumer", "consume_events", "-t", topic, "-g", group)]
+        try:
+            self._wait_for_consumer(group)
+            self._warm_up(rng)
+            committed, rolled_back = self._emit(options, rng)
+            received = self._wait_for(committed, options["timeout"])
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=30)
+        published = [e for e in self._published(topic) if e not in self.warm_up_ids]
+        summary = self._summary(committed, rolled_back, published, received)
+        self.stdout.write(summary["text"])
+        if summary["lost"] or summary["phantom"]:
+            raise CommandError(f"demo failed: lost={summary['lost']} phantom={summary['phantom']}")
+
+    # ------------------------------------------------------------------ setup
+
+    def _fresh_start(self):
+        for name in ("demo.sqlite3", "received.jsonl"):
+            (settings.DEMO_DIR / name).unlink(missing_ok=True)
+        call_command("migrate", verbosity=0)
+        self.stdout.write(f"[1/4] fresh SQLite database at {settings.DATABASES['default']['NAME']}")
+
+    def _prepare_topic(self, topic, group):
+        """A 3-partition topic, and the consumer group's offsets at its current end."""
+        admin = AdminClient({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS})
+        futures = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        try:
+            futures[topic].result(30)
+        except Exception:  # pylint: disable=broad-except
+            pass  # exists from an earlier demo run; we only count messages from here on
+        consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, "group.id": group})
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        self.start_offsets = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                              for p in partitions}
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in self.start_offsets.items()],
+                        asynchronous=False)
+        consumer.close()
+        self.stdout.write(f"[2/4] topic {topic!r} ready; consumer group {group!r} starts at its end")
+
+    def _spawn(self, name, *command):
+        log = open(settings.DEMO_DIR / f"{name}.log", "wb")  # pylint: disable=consider-using-with
+        return subprocess.Popen([sys.executable, str(MANAGE), *command], stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def _wait_for_consumer(self, group, timeout=60):
+        """Start emitting once the consumer has joined its group, so latency is not its start-up time."""
+        from confluent_kafka import ConsumerGroupState  # pylint: disable=import-outside-toplevel
+        admin = AdminClient({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS})
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            if description.state == ConsumerGroupState.STABLE and description.members:
+                self.stdout.write("      relay and consumer are running")
+                return
+            time.sleep(0.3)
+        raise CommandError(f"consume_events did not join group {group!r} within {timeout}s; "
+                           f"see {settings.DEMO_DIR}/consumer.log")
+
+    # ------------------------------------------------------------------ the work
+
+    def _warm_up(self, rng):
+        """One event end to end first: schema registration and connections are paid once, not by the sample."""
+        started = time.time()
+        committed, _ = self._emit({"events": 1, "rollback_share": 0, "rate": 1000}, rng, quiet=True)
+        if not self._wait_for(committed, 60).keys() >= committed.keys():
+            raise CommandError(f"the warm-up event was not received in 60s; see {settings.DEMO_DIR}/*.log")
+        self.stdout.write(f"      warm-up event received after {1000 * (time.time() - started):.0f} ms "
+                          "(registers the schemas, opens the connections); not counted below")
+        (settings.DEMO_DIR / "received.jsonl").unlink()
+        self.warm_up_ids = set(committed)
+
+    def _emit(self, options, rng, quiet=False):
+        total, committed, rolled_back = options["events"], {}, set()
+        interval = 1.0 / options["rate"]
+        if not quiet:
+            self.stdout.write(f"[3/4] running {total} transactions, ~{options['rollback_share']:.0%} rolled back")
+        for index in range(total):
+            event_ids = []
+            capture = lambda metadata, **kw: event_ids.append(str(metadata.id))  # noqa: E731
+            COURSE_ENROLLMENT_CREATED.connect(capture, weak=False, dispatch_uid="demo-capture")
+            try:
+                self._enroll(index, rng.random() < options["rollback_share"], rng)
+                committed[event_ids[0]] = time.time()
+            except ViewFailed:
+                rolled_back.add(event_ids[0])
+            finally:
+                COURSE_ENROLLMENT_CREATED.disconnect(dispatch_uid="demo-capture")
+            if (index + 1) % 100 == 0 and not quiet:
+                self.stdout.write(f"      {index + 1}/{total} transactions, {len(committed)} committed, "
+                                  f"{OutboxEvent.objects.filter(status='pending').count()} pending in the outbox")
+            time.sleep(interval)
+        return committed, rolled_back
+
+    @staticmethod
+    def _enroll(index, fail, rng):
+        username = f"learner{index}"
+        course = CourseKey.from_string(f"course-v1:DemoX+C{rng.randrange(10)}+2026")
+        with transaction.atomic():
+            Enrollment.objects.create(username=username, course_key=str(course))
+            COURSE_ENROLLMENT_CREATED.send_event(enrollment=CourseEnrollmentData(
+                user=UserData(id=index, is_active=True,
+                              pii=UserPersonalData(username=username, email=f"{username}@example.com", name=username)),
+                course=CourseData(course_key=course, display_name="Demo course"),
+                mode="audit", is_active=True, creation_date=datetime.now(timezone.utc)))
+            if fail:
+                raise ViewFailed()
+
+    def _wait_for(self, committed, timeout):
+        deadline, received = time.time() + timeout, {}
+        while time.time() < deadline:
+            received = self._received()
+            if set(committed) <= set(received):
+                break
+            time.sleep(0.5)
+        return received
+
+    @staticmethod
+    def _received():
+        path = settings.DEMO_DIR / "received.jsonl"
+        if not path.exists():
+            return {}
+        received = {}
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            received.setdefault(record["id"], record["at"])
+        return received
+
+    def _published(self, topic):
+        """Event ids on the topic since the demo started, read straight from Kafka."""
+        consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS,
+                             "group.id": f"demo-audit-{time.time()}", "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
+        ids, idle_since = [], time.time()
+        while time.time() - idle_since < 3:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            idle_since = time.time()
+            ids += [v.decode() for k, v in message.headers() if k == "ce_id"]
+        consumer.close()
+        return ids
+
+    # ------------------------------------------------------------------ report
+
+    def _summary(self, committed, rolled_back, published, received):
+        lost = [e for e in committed if e not in received]
+        phantom = [e for e in set(published) | set(received) if e in rolled_back]
+        latencies = sorted(1000 * (received[e] - committed[e]) for e in committed if e in received)
+        pct = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda q: 0)
+        text = "\n".join([
+            "[4/4] summary",
+            f"  committed transactions (events)  {len(committed)}",
+            f"  rolled back                      {len(rolled_back)}",
+            f"  published to Kafka               {len(set(published))} "
+            f"(+{len(self.warm_up_ids)} warm-up, {len(published) - len(set(published))} duplicates)",
+            f"  received by consume_events       {len(received)}",
+            f"  lost                             {len(lost)}",
+            f"  phantom (rolled back, published) {len(phantom)}",
+            f"  commit -> received latency       p50 {pct(0.50):.0f} ms, p95 {pct(0.95):.0f} ms, "
+            f"p99 {pct(0.99):.0f} ms, max {latencies[-1] if latencies else 0:.0f} ms"
+            + (f" (mean {statistics.mean(latencies):.0f} ms)" if latencies else ""),
+            f"  logs: {settings.DEMO_DIR}/relay.log, {settings.DEMO_DIR}/consumer.log",
+        ])
+        return {"text": text, "lost": len(lost), "phantom": len(phantom)}
