@@ -6,22 +6,13 @@ URLs come from the environment or from ``.stack/env`` written by ``make stack-up
 """
 import os
 import tempfile
-from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.stack_env import load_stack_env
 
 
-def _load_stack_env():
-    env_file = ROOT / ".stack" / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            name, sep, value = line.partition("=")
-            if sep and not line.startswith("#"):
-                os.environ.setdefault(name.strip(), value.strip().strip("'\""))
 
-
-_load_stack_env()
+load_stack_env()
 
 
 def _server_database(url_variable, engine, **extra):

@@ -1,0 +1,1 @@
+"""Randomized end-to-end reliability runs (``make chaos``); see docs/chaos.rst."""

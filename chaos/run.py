@@ -1,0 +1,192 @@
+"""
+``python -m chaos.run --db postgres|mysql``: one seeded, time-bounded chaos run.
+
+Writers commit, roll back and raise; two relay processes (an active one and a standby)
+drain the outbox; meanwhile the controller SIGKILLs relays at random moments, restarts the
+broker, stops and starts the registry, and restarts the database. Afterwards it reads the
+topic and counts committed, published, lost, phantom, duplicates and per-key reorders.
+Exit 0 when lost, phantom and reorders are all 0 and duplicates stay bounded.
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTIONS = ("kill_relay", "kill_relay", "kill_relay", "restart_broker", "bounce_registry", "restart_database")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["postgres", "mysql"], required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--transactions", type=int, default=3000, help="Per writer (2 writers).")
+    parser.add_argument("--keys", type=int, default=12)
+    parser.add_argument("--faults", type=int, default=8, help="Fault injections during the run.")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lease-seconds", type=float, default=4.0)
+    parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--report", help="Append the verdict as a JSON line to this file.")
+    return parser.parse_args(argv)
+
+
+def configure_django(args, database_name):
+    os.environ.update(OUTBOX_TEST_DB=args.db, OUTBOX_TEST_DB_NAME=database_name,
+                      DJANGO_SETTINGS_MODULE="tests.settings", EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED="")
+    import django  # pylint: disable=import-outside-toplevel
+    django.setup()
+    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    settings.EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED = False
+
+
+class Relays:
+    """The relay processes: one or two alive at any time, replaced as they are killed."""
+
+    def __init__(self, args, topic, log_dir):
+        self.args, self.topic, self.log_dir = args, topic, log_dir
+        self.processes, self.started = [], 0
+
+    def start(self):
+        self.started += 1
+        log = open(self.log_dir / f"relay-{self.started}.log", "wb")  # pylint: disable=consider-using-with
+        self.processes.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_outbox_relay", "--lane", self.topic,
+             "--batch-size", str(self.args.batch_size), "--lease-seconds", str(self.args.lease_seconds),
+             "--poll-interval", "0.5"],
+            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT))
+
+    def kill_one(self, rng):
+        alive = [p for p in self.processes if p.poll() is None]
+        victim = rng.choice(alive)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.start()
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.wait(timeout=60)
+
+
+def stack(action, service):
+    subprocess.run(["bash", str(ROOT / "stack" / "stack.sh"), action, service], check=True,
+                   capture_output=True, timeout=300)
+
+
+def inject(action, relays, args, rng):
+    from chaos.database import STACK_SERVICE  # pylint: disable=import-outside-toplevel
+    if action == "kill_relay":
+        relays.kill_one(rng)
+    elif action == "restart_broker":
+        stack("restart", "kafka")
+    elif action == "bounce_registry":
+        stack("stop", "registry")
+        time.sleep(rng.uniform(1, 4))
+        stack("start", "registry")
+    elif action == "restart_database":
+        stack("restart", STACK_SERVICE[args.db])
+
+
+def wait_until_drained(timeout):
+    from django.db import connection  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.models import OutboxEvent  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not OutboxEvent.objects.filter(status="pending").exists():
+                return True
+        except Exception:  # pylint: disable=broad-except
+            connection.close()
+        time.sleep(1)
+    return False
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.monotonic()
+    rng = random.Random(args.seed)
+    run_id = f"chaos-{args.db}-{args.seed}-{uuid.uuid4().hex[:6]}"
+    sys.path.insert(0, str(ROOT))
+    from tests.stack_env import load_stack_env  # pylint: disable=import-outside-toplevel
+    load_stack_env()
+    from chaos import database  # pylint: disable=import-outside-toplevel
+    database_name = run_id.replace("-", "_")
+    database.recreate(args.db, database_name)
+    configure_django(args, database_name)
+    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    from chaos.writer import Ledger, run_writer  # pylint: disable=import-outside-toplevel
+    from tests.kafka_tools import StackClients  # pylint: disable=import-outside-toplevel
+    from tests.relay.checker import check  # pylint: disable=import-outside-toplevel
+    call_command("migrate", verbosity=0)
+
+    kafka = StackClients(os.environ["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"])
+    topic = run_id
+    kafka.create_topic(topic, partitions=3)
+    log_dir = ROOT / ".stack" / "chaos" / run_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"chaos run {run_id}: seed={args.seed} db={args.db} writers=2x{args.transactions} faults={args.faults}",
+          flush=True)
+
+    ledger = Ledger()
+    keys = list(range(args.keys))
+    writers = [threading.Thread(target=run_writer, args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger))
+               for n in range(2)]
+    relays = Relays(args, topic, log_dir)
+    relays.start()
+    relays.start()  # the standby
+    for writer in writers:
+        writer.start()
+    try:
+        for number in range(args.faults):
+            time.sleep(rng.uniform(0.5, 3.0))
+            action = rng.choice(ACTIONS)
+            print(f"  fault {number + 1}/{args.faults}: {action} "
+                  f"({len(ledger.committed)} committed so far)", flush=True)
+            inject(action, relays, args, rng)
+        for writer in writers:
+            writer.join()
+        print(f"  writers done: {len(ledger.committed)} committed, {len(ledger.rolled_back)} rolled back, "
+              f"{len(ledger.raised)} raised, {len(ledger.uncertain)} uncertain; draining", flush=True)
+        drained = wait_until_drained(args.drain_timeout)
+    finally:
+        relays.stop_all()
+
+    messages = kafka.read_all(topic, timeout=120)
+    published_ids = {v.decode() for m in messages for k, v in m.headers() if k == "ce_id"}
+    certain = list(ledger.committed)
+    verdict = check([m for m in messages if _id(m) not in ledger.uncertain], certain,
+                    rolled_back_ids=ledger.rolled_back | ledger.raised)
+    duplicates_bound = (relays.started + args.faults) * args.batch_size
+    result = {
+        "run": run_id, "seed": args.seed, "db": args.db, "drained": drained,
+        "committed": len(certain), "rolled_back": len(ledger.rolled_back), "raised": len(ledger.raised),
+        "uncertain": len(ledger.uncertain), "uncertain_published": len(ledger.uncertain & published_ids),
+        "published": len(published_ids), "lost": len(verdict.lost), "phantom": len(verdict.phantom),
+        "duplicates": verdict.duplicates, "duplicates_bound": duplicates_bound, "reorders": len(verdict.reorders),
+        "stale_last": len(verdict.stale_last), "relays_started": relays.started,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    passed = drained and verdict.ok() and verdict.duplicates <= duplicates_bound
+    result["passed"] = passed
+    print("  " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+    if args.report:
+        with open(args.report, "a", encoding="utf-8") as report:
+            report.write(json.dumps(result) + "\n")
+    return 0 if passed else 1
+
+
+def _id(message):
+    return next(v.decode() for k, v in message.headers() if k == "ce_id")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
