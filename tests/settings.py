@@ -10,8 +10,6 @@ from urllib.parse import urlparse
 
 from tests.stack_env import load_stack_env
 
-
-
 load_stack_env()
 
 
