@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject
 DATABASES ?= sqlite postgres mysql
 PYTEST_ARGS ?=
 
-.PHONY: help requirements stack-up stack-status stack-down test test-one demo bench docs upgrade clean
+.PHONY: help requirements stack-up stack-status stack-down test demo chaos bench docs upgrade clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,6 +43,15 @@ test: requirements stack-up ## the whole suite on SQLite, PostgreSQL and MariaDB
 
 demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
 	$(VPY) demo/manage.py run_demo
+
+CHAOS_SEEDS ?= 1 2 3
+CHAOS_ARGS ?= --transactions 1500 --duration 45 --faults 8
+chaos: requirements stack-up ## seeded kill/restart runs on PostgreSQL and MariaDB; fails on any loss, phantom or reorder
+	@mkdir -p bench-report; failed=""; for db in postgres mysql; do for seed in $(CHAOS_SEEDS); do \
+	    $(VPY) -m chaos.run --db $$db --seed $$seed $(CHAOS_ARGS) --report bench-report/chaos.jsonl \
+	        2> >(grep -v '^%' >&2) || failed="$$failed $$db/$$seed"; \
+	done; done; \
+	if [ -n "$$failed" ]; then echo "chaos FAILED:$$failed"; exit 1; fi; echo "chaos passed: lost 0, phantom 0, reorders 0"
 
 docs: requirements ## build the Sphinx docs, warnings as errors
 	$(VPY) -m sphinx -W --keep-going -q -b html docs docs/_build/html

@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--transactions", type=int, default=3000, help="Per writer (2 writers).")
     parser.add_argument("--keys", type=int, default=12)
-    parser.add_argument("--faults", type=int, default=8, help="Fault injections during the run.")
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds the writers spread their work over.")
+    parser.add_argument("--faults", type=int, default=8, help="Fault injections, at random times in --duration.")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lease-seconds", type=float, default=4.0)
     parser.add_argument("--drain-timeout", type=float, default=300.0)
@@ -138,7 +139,9 @@ def main(argv=None):
 
     ledger = Ledger()
     keys = list(range(args.keys))
-    writers = [threading.Thread(target=run_writer, args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger))
+    pause = args.duration / args.transactions
+    writers = [threading.Thread(target=run_writer,
+                                args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger, pause))
                for n in range(2)]
     relays = Relays(args, topic, log_dir)
     relays.start()
@@ -146,8 +149,9 @@ def main(argv=None):
     for writer in writers:
         writer.start()
     try:
-        for number in range(args.faults):
-            time.sleep(rng.uniform(0.5, 3.0))
+        began = time.monotonic()
+        for number, at in enumerate(sorted(rng.uniform(1, args.duration) for _ in range(args.faults))):
+            time.sleep(max(0.0, at - (time.monotonic() - began)))
             action = rng.choice(ACTIONS)
             print(f"  fault {number + 1}/{args.faults}: {action} "
                   f"({len(ledger.committed)} committed so far)", flush=True)
