@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject
 DATABASES ?= sqlite postgres mysql
 PYTEST_ARGS ?=
 
-.PHONY: help requirements stack-up stack-status stack-down test demo chaos bench docs upgrade clean
+.PHONY: help requirements requirements-django42 stack-up stack-status stack-down test demo chaos bench docs upgrade clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,12 +34,26 @@ stack-status: ## say which stack services run
 stack-down: ## stop every process stack-up started
 	bash stack/stack.sh down
 
-test: requirements stack-up ## the whole suite on SQLite, PostgreSQL and MariaDB against the real stack
+test: requirements requirements-django42 stack-up ## the suite on SQLite, PostgreSQL and MariaDB (Django 5.2), and on SQLite with Django 4.2
 	@failed=""; for db in $(DATABASES); do \
-	    echo "==================== tests on $$db ===================="; \
+	    echo "==================== tests on $$db, Django 5.2 ===================="; \
 	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
 	done; \
+	echo "==================== tests on sqlite, Django 4.2 ===================="; \
+	OUTBOX_TEST_DB=sqlite $(VENV42)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed sqlite/django4.2"; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
+
+# Django 4.2 LTS, the oldest supported, in a venv of its own.
+VENV42 := .venv-django42
+STAMP42 := $(VENV42)/.installed-$(shell cat requirements/django42.txt setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+requirements-django42: $(STAMP42)
+$(STAMP42): requirements/django42.txt setup.cfg pyproject.toml
+	bash requirements/system-packages.sh
+	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install -q --upgrade pip
+	$(VENV42)/bin/python -m pip install -q -r requirements/django42.txt
+	$(VENV42)/bin/python -m pip install -q --no-deps -e .
+	rm -f $(VENV42)/.installed-* && touch $@
 
 demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
 	$(VPY) demo/manage.py run_demo
@@ -56,11 +70,13 @@ chaos: requirements stack-up ## seeded kill/restart runs on PostgreSQL and Maria
 docs: requirements ## build the Sphinx docs, warnings as errors
 	$(VPY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-upgrade: ## re-pin requirements/dev.txt from the .in files
-	rm -rf /tmp/outbox-upgrade && $(PYTHON) -m venv /tmp/outbox-upgrade
-	/tmp/outbox-upgrade/bin/pip install -q -r requirements/test.in -r requirements/docs.in
-	{ head -2 requirements/dev.txt; /tmp/outbox-upgrade/bin/pip freeze --exclude-editable; } > requirements/dev.txt.new
-	mv requirements/dev.txt.new requirements/dev.txt
+upgrade: ## re-pin requirements/dev.txt and requirements/django42.txt from their .in files
+	for lock in dev django42; do \
+	    rm -rf /tmp/outbox-upgrade && $(PYTHON) -m venv /tmp/outbox-upgrade && \
+	    /tmp/outbox-upgrade/bin/pip install -q -r requirements/$$lock.in && \
+	    { echo "# Pinned by 'make upgrade' from requirements/$$lock.in; installed exactly, so every install repeats."; \
+	      /tmp/outbox-upgrade/bin/pip freeze --exclude-editable; } > requirements/$$lock.txt || exit 1; \
+	done
 
 clean: ## remove build and test leftovers (not .venv, not the stack)
 	rm -rf build dist *.egg-info docs/_build .pytest_cache
