@@ -93,6 +93,22 @@ class Relay:
         """Finish the batch in flight, then return from ``run()``. Safe from a signal handler."""
         self.stopping.set()
 
+    def relay_once(self) -> int:
+        """
+        One pass of ``run()``'s loop, then shut down; returns the number of rows sent.
+
+        For callers that cannot keep a relay running, such as a periodic Celery task. Each lane
+        is served exactly as the loop serves it: its lease is acquired (a lane another relay
+        holds is skipped), at most one batch of ``options.batch_size`` rows is published and
+        recorded. The leases are released at the end, so that the next pass, which is a new
+        ``Relay`` with a new token, need not wait for them to expire. Database errors propagate.
+        """
+        try:
+            self._serve_lanes()
+        finally:
+            self._shutdown()
+        return self.sent_total
+
     def _serve_lanes(self) -> bool:
         worked = False
         for lane in self._lanes():
@@ -193,7 +209,7 @@ class Relay:
         self.state = state
 
     def _database_failed(self, exc):
-        self._set_state("cannot reach the database", f"{type(exc).__name__}: {exc}")
+        self._set_state("cannot use the database", f"{type(exc).__name__}: {exc}")
         connections[self.options.alias].close()  # reconnect on the next query
         self.held.clear()  # the leases will be re-checked, never assumed, after an outage
         first, cap = self.options.backoff

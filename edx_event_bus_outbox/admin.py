@@ -1,0 +1,143 @@
+"""
+Django admin for the outbox, the relay's leases and the consumer inbox.
+
+Rows are written by the producer, the relay and the consumer only, so no page here adds or
+edits one. Payloads may hold PII: they are shown only to users with the
+``view_outboxevent_payload`` permission, and search never looks inside them. Requeueing dead
+rows and deleting rows each need their own permission. See docs/admin.rst.
+"""
+import json
+import logging
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import conf
+from .consumer.models import ConsumerInboxEntry
+from .management.commands.requeue_outbox import requeue
+from .outbox.models import OutboxEvent
+from .relay.models import RelayLease
+
+logger = logging.getLogger(__name__)
+
+PAYLOAD_PERMISSION = "edx_event_bus_outbox.view_outboxevent_payload"
+REQUEUE_PERMISSION = "edx_event_bus_outbox.requeue_outboxevent"
+PAYLOAD_PREVIEW_CHARS = 80
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """No adding, no editing; rows are read from ``EVENT_BUS_OUTBOX_DATABASE``, where they live."""
+
+    show_full_result_count = False  # one COUNT(*) per page is enough on a large table
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).using(conf.database_alias())
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class EventIdSearchMixin:
+    """Search by one complete event id: an indexed exact match, never a scan of the table."""
+
+    search_fields = ("=event_id",)  # shows the search box; the lookup itself is below
+    search_help_text = "One complete event id (a UUID, the ce_id header)."
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            event_id = uuid.UUID(term)
+        except ValueError:
+            messages.warning(request, f"{term!r} is not an event id: search takes one complete UUID.")
+            return queryset.none(), False
+        return queryset.filter(event_id=event_id), False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
+    """Outbox rows; deleting needs ``delete_outboxevent``, which Django's delete action checks."""
+
+    list_display = ("id", "event_id", "event_type", "topic", "status", "attempts", "created", "sent_at")
+    list_filter = ("status", "topic", "event_type", "created")
+    ordering = ("-id",)
+    actions = ("requeue_dead_rows",)
+    EVENT_FIELDS = ("event_id", "event_type", "topic", "event_key_field", "event_key", "event_time",
+                    "minorversion", "source", "sourcehost", "sourcelib")
+    RELAY_FIELDS = ("status", "attempts", "last_error", "next_attempt_at", "created", "sent_at", "partition",
+                    "offset")
+
+    def get_list_display(self, request):
+        if can_view_payload(request):
+            return (*self.list_display, "payload_preview")
+        return self.list_display
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [("Event", {"fields": self.EVENT_FIELDS})]
+        if can_view_payload(request):
+            fieldsets.append(("Payload (may contain PII)", {"fields": ("payload_json",)}))
+        fieldsets.append(("Relay", {"fields": self.RELAY_FIELDS}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
+
+    @admin.display(description="payload")
+    def payload_json(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    @admin.display(description="payload")
+    def payload_preview(self, obj):
+        text = json.dumps(obj.payload, sort_keys=True)
+        return text if len(text) <= PAYLOAD_PREVIEW_CHARS else text[:PAYLOAD_PREVIEW_CHARS - 1] + "…"
+
+    @admin.action(description="Requeue selected dead rows", permissions=["requeue"])
+    def requeue_dead_rows(self, request, queryset):
+        selected = queryset.count()
+        count = requeue(queryset.filter(status=OutboxEvent.STATUS.dead))
+        logger.info("Outbox admin: %s dead row(s) requeued by user %s", count, request.user.get_username())
+        skipped = f" {selected - count} selected row(s) were not dead and were left alone." if selected > count else ""
+        self.message_user(request, f"{count} dead row(s) requeued; the relay will publish them.{skipped}",
+                          messages.SUCCESS)
+
+    def has_requeue_permission(self, request):
+        return request.user.has_perm(REQUEUE_PERMISSION)
+
+
+@admin.register(RelayLease)
+class RelayLeaseAdmin(ViewOnlyAdmin):
+    """Which relay holds which lane. The fencing token is internal and not shown."""
+
+    list_display = ("lane", "holder", "held", "expires_at", "last_sent_at")
+    fields = ("lane", "holder", "expires_at", "last_sent_at")
+    ordering = ("lane",)
+
+    @admin.display(boolean=True, description="held")
+    def held(self, lease):
+        return lease.expires_at is not None and lease.expires_at > timezone.now()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # leases belong to the relays, which create, renew and release them
+
+
+@admin.register(ConsumerInboxEntry)
+class ConsumerInboxEntryAdmin(EventIdSearchMixin, ViewOnlyAdmin):
+    """Receivers that already handled an event (``EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE``)."""
+
+    list_display = ("event_id", "group_id", "receiver", "processed_at")
+    list_filter = ("group_id", "processed_at")
+    ordering = ("-processed_at",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # purge_consumer_inbox removes old rows
+
+
+def can_view_payload(request) -> bool:
+    return request.user.has_perm(PAYLOAD_PERMISSION)
