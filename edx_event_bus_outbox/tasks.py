@@ -13,7 +13,7 @@ from django.utils import timezone
 from openedx_events.tooling import load_all_signals
 
 from . import conf
-from .management.commands.purge_outbox import purge_sent
+from .outbox.retention import purge_sent
 from .relay import store
 from .relay.relay import Relay, RelayOptions
 

@@ -4,14 +4,13 @@
 Deletes in bounded batches, each its own short transaction, so it never holds long locks
 and can run beside a busy relay. Dead and pending rows are never touched.
 """
-import time
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from ... import conf
-from ...outbox.models import OutboxEvent
+from ...outbox.retention import purge_sent
 
 
 class Command(BaseCommand):
@@ -36,19 +35,3 @@ class Command(BaseCommand):
         if self.verbosity >= 2:
             self.stdout.write(f"... {removed} removed so far")
 
-
-def purge_sent(cutoff, batch_size, pause=0.0, progress=None) -> int:
-    """Delete sent rows older than ``cutoff``, ``batch_size`` at a time; returns how many."""
-    alias = conf.database_alias()
-    sent = OutboxEvent.objects.using(alias).filter(status=OutboxEvent.STATUS.sent, sent_at__lt=cutoff)
-    removed = 0
-    while True:
-        # Select ids first: MySQL cannot DELETE with LIMIT through a subquery on the same table.
-        ids = list(sent.order_by("sent_at").values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return removed
-        removed += OutboxEvent.objects.using(alias).filter(id__in=ids).delete()[0]
-        if progress:
-            progress(removed)
-        if pause:
-            time.sleep(pause)
