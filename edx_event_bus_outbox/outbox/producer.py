@@ -14,7 +14,7 @@ from .. import conf
 from ..exceptions import EventValidationError
 from ..kafka.serialization import EventKeyNotFound, extract_event_key, signal_serializer
 from . import validation
-from .models import OutboxEvent
+from .insert import insert_event
 from .modes import mode_for
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ class OutboxEventProducer(EventBusProducer):
         if mode_for(signal.event_type, topic) == conf.MODE_ON_COMMIT:
             self._publish_on_commit(signal, topic, event_key_field, event_key, payload, event_metadata, alias)
             return
-        row = OutboxEvent.objects.using(alias).create(
+        insert_event(
+            alias,
             event_id=event_metadata.id,
             event_type=event_metadata.event_type,
             topic=topic,
@@ -42,7 +43,7 @@ class OutboxEventProducer(EventBusProducer):
             sourcehost=event_metadata.sourcehost,
             sourcelib=".".join(map(str, event_metadata.sourcelib)),
         )
-        logger.debug("Outbox row %s written: event_id=%s type=%s topic=%s", row.pk, row.event_id, row.event_type, topic)
+        logger.debug("Outbox row written: event_id=%s type=%s topic=%s", event_metadata.id, signal.event_type, topic)
 
     @staticmethod
     def _publish_on_commit(signal, topic, event_key_field, event_key, payload, metadata, alias):
