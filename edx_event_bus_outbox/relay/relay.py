@@ -56,6 +56,7 @@ class Relay:
         self.held = set()
         self.lane_resume_at = {}   # lane -> monotonic time before which it waits (backoff)
         self.lane_failures = {}    # lane -> consecutive infrastructure failures
+        self.unreported_sent = {}  # lane -> when a batch was last marked, not yet on the lease row
         self.state = "starting"
         self.sent_total = 0
         self.dead_total = 0
@@ -127,7 +128,7 @@ class Relay:
     def _hold(self, lane) -> bool:
         alias, seconds = self.options.alias, self.options.lease_seconds
         if lane in self.held:
-            if leases.renew(alias, lane, self.token, seconds):
+            if leases.renew(alias, lane, self.token, seconds, sent_at=self.unreported_sent.pop(lane, None)):
                 return True
             self.held.discard(lane)
             logger.warning("Outbox relay lost its lease on lane %r (expired or taken over); standing by", lane)
@@ -155,7 +156,7 @@ class Relay:
             store.mark_sent(self.options.alias, acked, self.options.delete_on_ack)
             set_custom_attribute("outbox_relay_sent", len(acked))
         if acked:
-            leases.record_sent(self.options.alias, lane, self.token)
+            self.unreported_sent[lane] = timezone.now()  # recorded with the next lease renewal
             self._audit(rows, acked)
             self.sent_total += len(acked)
         if failed is None:
@@ -244,7 +245,7 @@ class Relay:
         self.waiter.close()
         for lane in list(self.held):
             try:
-                leases.release(self.options.alias, lane, self.token)
+                leases.release(self.options.alias, lane, self.token, sent_at=self.unreported_sent.pop(lane, None))
             except DatabaseError:
                 logger.warning("Outbox relay could not release lane %r; it frees itself when the lease expires", lane)
         logger.info("Outbox relay stopped: %s events sent, %s moved to dead", self.sent_total, self.dead_total)

@@ -63,17 +63,22 @@ def pending_batch(alias, lane, limit) -> list:
 
 
 def mark_sent(alias, deliveries, delete: bool):
-    """Record acknowledged rows in one transaction: sent with partition and offset, or deleted."""
+    """
+    Record acknowledged rows: sent with partition and offset, or deleted.
+
+    Each statement is atomic on its own and needs no surrounding transaction (which would
+    cost two more round trips per batch). A crash between two chunks leaves the later one
+    pending, to be re-sent in order: at least once, never out of order (ADR 1).
+    """
     if not deliveries:
         return
-    with transaction.atomic(using=alias):
-        if delete:
-            OutboxEvent.objects.using(alias).filter(id__in=[d.row_id for d in deliveries]).delete()
-            return
-        connection, now = connections[alias], timezone.now()
-        with connection.cursor() as cursor:
-            for start in range(0, len(deliveries), MARK_CHUNK):
-                cursor.execute(*_mark_sent_statement(connection, deliveries[start:start + MARK_CHUNK], now))
+    if delete:
+        OutboxEvent.objects.using(alias).filter(id__in=[d.row_id for d in deliveries]).delete()
+        return
+    connection, now = connections[alias], timezone.now()
+    with connection.cursor() as cursor:
+        for start in range(0, len(deliveries), MARK_CHUNK):
+            cursor.execute(*_mark_sent_statement(connection, deliveries[start:start + MARK_CHUNK], now))
 
 
 # Rows per UPDATE; also keeps SQLite under its 500-term compound SELECT limit.
@@ -86,25 +91,30 @@ def _mark_sent_statement(connection, deliveries, now):
 
     Django's ``bulk_update`` builds a CASE expression per row and per column, which made
     marking cost more than publishing; a join against a derived table is a single, cheap
-    statement on every database. Each database spells the derived table its own way.
+    statement on every database. Each database spells the derived table its own way; on
+    PostgreSQL the triples travel as three arrays, so the statement text never changes and
+    its plan is reused.
     """
     quote, table = connection.ops.quote_name, connection.ops.quote_name(OutboxEvent._meta.db_table)
-    triples = [value for d in deliveries for value in (d.row_id, d.partition, d.offset)]
+    if connection.vendor == "postgresql":
+        acked, id_, p, o = "unnest(%s::bigint[], %s::integer[], %s::bigint[]) AS acked (id, p, o)", \
+            "acked.id", "acked.p", "acked.o"
+        params = [[d.row_id for d in deliveries], [d.partition for d in deliveries], [d.offset for d in deliveries]]
+    else:
+        params = [value for d in deliveries for value in (d.row_id, d.partition, d.offset)]
     if connection.vendor == "mysql":
         acked = " UNION ALL ".join(["SELECT %s AS id, %s AS p, %s AS o"] * len(deliveries))
         assignments = (f"{table}.{quote('status')} = %s, {table}.{quote('sent_at')} = %s, "
                        f"{table}.{quote('next_attempt_at')} = NULL, {table}.{quote('partition')} = acked.p, "
                        f"{table}.{quote('offset')} = acked.o")
         return (f"UPDATE {table} JOIN ({acked}) AS acked ON {table}.{quote('id')} = acked.id SET {assignments}",
-                triples + [STATUS.sent, now])
-    values = ", ".join(["(%s, %s, %s)"] * len(deliveries))
-    if connection.vendor == "postgresql":
-        acked, id_, p, o = f"(VALUES {values}) AS acked (id, p, o)", "acked.id", "acked.p", "acked.o"
-    else:  # SQLite names the columns of a VALUES table column1, column2, ...
-        acked, id_, p, o = f"(VALUES {values}) AS acked", "acked.column1", "acked.column2", "acked.column3"
+                params + [STATUS.sent, now])
+    if connection.vendor == "sqlite":  # SQLite names the columns of a VALUES table column1, column2, ...
+        acked = f"(VALUES {', '.join(['(%s, %s, %s)'] * len(deliveries))}) AS acked"
+        id_, p, o = "acked.column1", "acked.column2", "acked.column3"
     return (f"UPDATE {table} SET {quote('status')} = %s, {quote('sent_at')} = %s, {quote('next_attempt_at')} = NULL, "
             f"{quote('partition')} = {p}, {quote('offset')} = {o} FROM {acked} WHERE {table}.{quote('id')} = {id_}",
-            [STATUS.sent, now] + triples)
+            [STATUS.sent, now] + params)
 
 
 def record_failure(alias, row_id, error, delay_seconds, max_attempts) -> str:
