@@ -58,6 +58,11 @@ $(STAMP42): requirements/django42.txt setup.cfg pyproject.toml
 demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
 	$(VPY) demo/manage.py run_demo
 
+BENCH_ARGS ?=
+bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, django-jaiminho): bench-report/report.txt and bench.png
+	$(VPY) -m pip install -q -r requirements/bench.txt
+	$(VPY) -m bench.run $(BENCH_ARGS)
+
 CHAOS_SEEDS ?= 1 2 3
 CHAOS_ARGS ?= --transactions 1500 --duration 45 --faults 8
 chaos: requirements stack-up ## seeded kill/restart runs on PostgreSQL and MariaDB; fails on any loss, phantom or reorder
