@@ -173,7 +173,6 @@ def phase_breakdown(topic, n, cap_seconds=None):
         (store, "any_pending", "until-empty check"),
         (leases, "renew", "lease renew"),
         (leases, "try_acquire", "lease acquire"),
-        (leases, "record_sent", "lease record_sent"),
         (sink_module, "encode_row", "encode (total per row)"),
         (sink_module, "encode_message", "  of which encode_message (headers + Avro key/value)"),
         (messages, "headers_from_metadata", "    of which headers"),
@@ -194,7 +193,7 @@ def phase_breakdown(topic, n, cap_seconds=None):
              "encode (total per row)", "  of which row.metadata (EventsMetadata)",
              "  of which encode_message (headers + Avro key/value)", "    of which headers",
              "produce (librdkafka enqueue)", "flush (wait for acks)", "mark: UPDATE sent rows (store.mark_sent)",
-             "lease record_sent", "until-empty check"]
+             "until-empty check"]
     return {"events": sent, "rate": rate, "wall_seconds": sent / rate,
             "phases": {k: {"seconds": totals[k][0], "calls": totals[k][1]} for k in order if k in totals}}
 
@@ -210,7 +209,7 @@ PROFILE_GROUPS = [
     ("produce: Producer.produce", lambda f, n: n == "<method 'produce' of 'cimpl.Producer' objects>"),
     ("wait: Producer.flush", lambda f, n: n == "<method 'flush' of 'cimpl.Producer' objects>"),
     ("mark: store.mark_sent (all)", lambda f, n: f.endswith("relay/store.py") and n == "mark_sent"),
-    ("leases (renew, record_sent)", lambda f, n: f.endswith("relay/leases.py") and n in ("renew", "record_sent")),
+    ("leases (renew)", lambda f, n: f.endswith("relay/leases.py") and n == "renew"),
 ]
 
 

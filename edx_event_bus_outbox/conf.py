@@ -78,8 +78,9 @@ def topic_prefix():
 def audit_logging_enabled():
     # .. setting_name: EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED
     # .. setting_default: True
-    # .. setting_description: Log one INFO line per event delivered (relay) or received
-    #   (consumer) with topic, partition, offset, event id and key. Payloads are never logged.
+    # .. setting_description: Log one INFO line per event delivered (relay: topic, partition,
+    #   offset, event id and key) or handled (consumer: topic, partition, offset, event id and
+    #   type, and what became of it; no key). Payloads are never logged.
     return bool(_get("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", True))
 
 
@@ -270,7 +271,8 @@ def consumer_poll_failure_sleep():
     # .. setting_default: 1.0
     # .. setting_description: Seconds the consumer waits after a failed poll, or before
     #   retrying a message whose writer schema could not be fetched because the schema registry
-    #   was unreachable, so that an outage does not become a busy loop.
+    #   was unreachable or the inbox could not be read, so that an outage does not become a
+    #   busy loop.
     return float(_get("EVENT_BUS_KAFKA_CONSUMER_POLL_FAILURE_SLEEP", 1.0))
 
 
@@ -278,8 +280,9 @@ def consumer_consecutive_errors_limit():
     # .. setting_name: EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT
     # .. setting_default: None
     # .. setting_description: When set, the consumer exits with ``ConsumerStuckError`` after this
-    #   many errors in a row (failed polls, registry outages, messages whose receivers still
-    #   failed after their retries), so that a process manager restarts it with fresh state.
+    #   many errors in a row (failed polls, registry or inbox database outages, messages whose
+    #   receivers still failed after their retries), so that a process manager restarts it with
+    #   fresh state.
     #   A successfully processed message resets the count. Unusable messages (bad framing,
     #   unknown type...) are dead-lettered or skipped and do not count: they say nothing about
     #   the consumer's health. Offsets of processed and dead-lettered messages are committed

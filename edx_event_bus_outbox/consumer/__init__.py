@@ -10,6 +10,8 @@ The Kafka consumer behind ``EVENT_BUS_CONSUMER = "edx_event_bus_outbox.KafkaEven
 * ``replay``: ``offset_time``, seeking on assignment.
 * ``monitoring``: custom attributes, traces and audit log lines, as edx-event-bus-kafka has them.
 * ``shutdown``: SIGTERM -> a graceful stop.
+* ``work_cycle``: the per-message database and request-cache housekeeping.
+* ``errors``: the consumer's exceptions.
 
 See docs/consumer.rst and docs/decisions/0006-consumer-at-least-once.rst.
 """

@@ -9,11 +9,12 @@ docs/consumer.rst and docs/decisions/0006-consumer-at-least-once.rst.
 import logging
 import threading
 
+from confluent_kafka import Consumer, KafkaException
 from django.db import DatabaseError
 from openedx_events.event_bus import EventBusConsumer
 
 from .. import conf
-from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic
+from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic, schema_registry_client
 from . import dispatch, inbox, monitoring
 from .dead_letter import DeadLetterProducer
 from .decoding import decode
@@ -49,7 +50,9 @@ class KafkaEventConsumer(EventBusConsumer):
         self.topic = topic
         self.group_id = group_id
         self.offset_time = parse_offset_time(offset_time) if offset_time else None
-        self.kafka_config = self._kafka_config()  # fails now, not after joining the group
+        # Configuration errors fail now, not after joining the group.
+        self.kafka_config = self._kafka_config()
+        schema_registry_client()
         self._stopping = threading.Event()
         self._consecutive_errors = 0
 
@@ -77,13 +80,14 @@ class KafkaEventConsumer(EventBusConsumer):
     # ------------------------------------------------------------------ the loop
 
     def _run(self):
-        from confluent_kafka import Consumer  # pylint: disable=import-outside-toplevel
-
         self._run_context = {"full_topic": full_topic(self.topic), "consumer_group": self.group_id}
         self._retry_policy = dispatch.RetryPolicy.from_settings()
         dead_letter_topic = conf.consumer_dead_letter_topic()
         self._dead_letters = DeadLetterProducer(dead_letter_topic, self.group_id) if dead_letter_topic else None
         self._deduplicate = conf.consumer_deduplicate()
+        # Read once per run, not per message: settings lookups are a measurable share of the loop.
+        self._audit = conf.audit_logging_enabled()
+        self._errors_limit = conf.consumer_consecutive_errors_limit()
         consumer = Consumer(self.kafka_config)
         self._offsets = OffsetTracker(consumer, conf.consumer_commit_interval())
         consumer.subscribe([self._run_context["full_topic"]], **self._rebalance_callbacks())
@@ -136,14 +140,16 @@ class KafkaEventConsumer(EventBusConsumer):
 
     def _handle(self, msg):
         prepare_for_new_work_cycle()
-        monitoring.audit_received(msg)
+        if self._audit:
+            monitoring.audit_received(msg)
         with monitoring.function_trace("emit_signals_from_message"):
             try:
                 event, handled = self._decode(msg)
                 outcome = self._emit(msg, event, handled)
             except UnusableMessage as exc:
                 outcome = self._reject(msg, exc.reason, str(exc), exc)
-        monitoring.audit_processed(msg, outcome)
+        if self._audit:
+            monitoring.audit_done(msg, outcome)
 
     def _decode(self, msg):
         """Decode, and read the inbox; registry or database outages are waited out, never skipped."""
@@ -208,8 +214,6 @@ class KafkaEventConsumer(EventBusConsumer):
     # ------------------------------------------------------------------ errors and waiting
 
     def _poll_failed(self, kafka_error):
-        from confluent_kafka import KafkaException  # pylint: disable=import-outside-toplevel
-
         monitoring.error_attributes(kafka_error)
         self._consecutive_errors += 1
         monitoring.record_error(self._run_context, KafkaException(kafka_error))
@@ -218,8 +222,7 @@ class KafkaEventConsumer(EventBusConsumer):
         self._stopping.wait(conf.consumer_poll_failure_sleep())  # no message is in hand: just wake on SIGTERM
 
     def _check_error_budget(self):
-        limit = conf.consumer_consecutive_errors_limit()
-        if limit and self._consecutive_errors >= limit:
+        if self._errors_limit and self._consecutive_errors >= self._errors_limit:
             raise ConsumerStuckError(self._consecutive_errors)
 
     def _wait(self, seconds):

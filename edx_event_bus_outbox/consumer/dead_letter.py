@@ -8,6 +8,8 @@ waits for the broker's acknowledgement before it commits past the original messa
 import logging
 from datetime import datetime, timezone
 
+from confluent_kafka import Producer
+
 from ..kafka.config import producer_config
 from .errors import DeadLetterError
 
@@ -65,6 +67,5 @@ class DeadLetterProducer:
 
     def _get_producer(self):
         if self._producer is None:
-            from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
             self._producer = Producer(producer_config(**{"message.timeout.ms": DELIVERY_TIMEOUT_SECONDS * 1000}))
         return self._producer

@@ -7,16 +7,16 @@ A registry that cannot be reached is *not* the message's fault: that raises
 """
 from typing import NamedTuple
 
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.schema import SchemaParseException
 from openedx_events.data import EventsMetadata
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from ..kafka.config import schema_registry_client
 from ..kafka.headers import MessageHeaderError, header_values, metadata_from_headers
-from ..kafka.serialization import avro_value_deserializer
+from ..kafka.serialization import FRAME_SIZE, value_reader, writer_schema
 from .errors import RegistryUnavailable, UnusableMessage
 
 CONFLUENT_MAGIC_BYTE = 0
-FRAME_HEADER_SIZE = 5  # magic byte + 4-byte big-endian schema id
 
 
 class ConsumedEvent(NamedTuple):
@@ -55,23 +55,18 @@ def signal_for(headers) -> OpenEdxPublicSignal:
 
 
 def _read_value(msg, signal):
-    from confluent_kafka.serialization import MessageField, SerializationContext  # pylint: disable=import-outside-toplevel
-
     value = msg.value()
     if not value:
         raise UnusableMessage("empty_value", "message has no value")
-    if len(value) <= FRAME_HEADER_SIZE or value[0] != CONFLUENT_MAGIC_BYTE:
+    if len(value) <= FRAME_SIZE or value[0] != CONFLUENT_MAGIC_BYTE:
         raise UnusableMessage(
             "bad_framing",
             f"value is not schema-registry framed Avro (first byte {value[:1].hex()}, {len(value)} bytes)",
         )
-    schema_id = int.from_bytes(value[1:FRAME_HEADER_SIZE], "big")
-    _fetch_writer_schema(schema_id)
-    # No headers in the context: the deserializer would otherwise prefer a schema id from a
-    # ``__value_schema_id`` header over the frame checked above.
-    context = SerializationContext(msg.topic(), MessageField.VALUE, headers=None)
+    schema_id = int.from_bytes(value[1:FRAME_SIZE], "big")
+    _load_writer_schema(schema_id)
     try:
-        return avro_value_deserializer(signal)(value, context)
+        return value_reader(signal)(value)
     except Exception as exc:  # pylint: disable=broad-except
         # Only the class: the message of an Avro or attrs error can quote the data it choked on.
         raise UnusableMessage(
@@ -81,19 +76,18 @@ def _read_value(msg, signal):
         ) from exc
 
 
-def _fetch_writer_schema(schema_id: int):
+def _load_writer_schema(schema_id: int):
     """
-    Fetch (and so cache) the writer schema before decoding, to tell "no such schema" (the
-    message's fault) from "registry unreachable" (ours, and temporary). The deserializer then
-    finds it in the client's cache.
+    Fetch (and so cache) the writer schema first, to tell "no such schema" (the message's
+    fault) from "registry unreachable" (ours, and temporary).
     """
-    from confluent_kafka.schema_registry.error import SchemaRegistryError  # pylint: disable=import-outside-toplevel
-
     try:
-        schema_registry_client().get_schema(schema_id)
+        writer_schema(schema_id)
     except SchemaRegistryError as exc:
         if exc.http_status_code == 404:
-            raise UnusableMessage("unknown_schema", f"writer schema id {schema_id} is not in the schema registry") from exc
+            raise UnusableMessage("unknown_schema", f"writer schema id {schema_id} is not in the registry") from exc
         raise RegistryUnavailable(schema_id, exc) from exc
+    except (ValueError, SchemaParseException) as exc:
+        raise UnusableMessage("undecodable_value", f"writer schema {schema_id} cannot be parsed: {exc}") from exc
     except Exception as exc:  # pylint: disable=broad-except
         raise RegistryUnavailable(schema_id, exc) from exc

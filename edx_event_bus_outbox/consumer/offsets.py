@@ -9,6 +9,8 @@ see docs/decisions/0006-consumer-at-least-once.rst.
 import logging
 import time
 
+from confluent_kafka import KafkaException, TopicPartition
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,8 +39,6 @@ class OffsetTracker:
         Commit the pending offsets (of ``partitions``, or all) and wait for the broker. On failure
         they stay pending for the next commit; returns whether everything was committed.
         """
-        from confluent_kafka import KafkaException, TopicPartition  # pylint: disable=import-outside-toplevel
-
         keys = [key for key in self._pending if partitions is None or key in partitions]
         if not keys:
             return True

@@ -10,6 +10,8 @@ resets offsets and sleeps, this consumer processes the replayed messages and eve
 import logging
 from datetime import datetime, timezone
 
+from confluent_kafka import TopicPartition
+
 from .errors import ConsumerConfigurationError, ReplayError
 
 logger = logging.getLogger(__name__)
@@ -63,8 +65,6 @@ class ReplayFrom:
             consumer.assign(partitions)
 
     def _offsets_at_start(self, consumer, partitions) -> dict:
-        from confluent_kafka import TopicPartition  # pylint: disable=import-outside-toplevel
-
         query = [TopicPartition(p.topic, p.partition, self._start_ms) for p in partitions]
         found = consumer.offsets_for_times(query, timeout=LOOKUP_TIMEOUT_SECONDS)
         errors = [f"{p.topic}[{p.partition}]: {p.error}" for p in found if p.error is not None]

@@ -40,7 +40,7 @@ def test_a_crash_after_processing_replays_the_message_and_skips_nothing(topic, t
 
     second = start_consumer(topic, group, journal, settings=settings)
     try:
-        wait_for(lambda: set(_ended(journal)) == set(ids), timeout=45, what="every event to be processed")
+        wait_for(lambda: set(_ended(journal)) == set(ids), timeout=90, what="every event to be processed")
     finally:
         output = stop(second)
     assert second.returncode == 0, output
@@ -55,8 +55,8 @@ def test_a_crash_after_processing_replays_the_message_and_skips_nothing(topic, t
 
 
 def test_sigterm_finishes_the_current_message_commits_and_exits(topic, tmp_path):
-    first_id, second_id = [str(m.id) for m in produce_events(topic, [enrollment_event(), enrollment_event()],
-                                                            partition=0)]
+    events = [enrollment_event(), enrollment_event()]
+    first_id, second_id = [str(m.id) for m in produce_events(topic, events, partition=0)]
     journal, group = tmp_path / "journal", new_group()
     consumer = start_consumer(topic, group, journal, OUTBOX_TEST_SLOW_SECONDS="1.5")
     wait_for(lambda: f"begin {first_id}" in journal_lines(journal), what="the first message to start")

@@ -1,0 +1,121 @@
+"""Pieces that need no broker: options, the retry policy, offset bookkeeping, receiver names."""
+import pytest
+
+from edx_event_bus_outbox import KafkaEventConsumer
+from edx_event_bus_outbox.consumer.dispatch import RetryPolicy, receiver_name
+from edx_event_bus_outbox.consumer.errors import ConsumerConfigurationError
+from edx_event_bus_outbox.consumer.offsets import OffsetTracker
+from edx_event_bus_outbox.exceptions import OutboxConfigurationError
+
+
+def test_unknown_extra_options_are_refused_not_ignored():
+    with pytest.raises(ConsumerConfigurationError, match="offset_tme"):
+        KafkaEventConsumer(topic="t", group_id="g", offset_tme="2026-01-01")
+
+
+@pytest.mark.parametrize("name", ["enable.auto.commit", "enable.auto.offset.store", "group.id"])
+def test_kafka_config_may_not_take_over_offsets_or_the_group(settings, name):
+    settings.EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG = {name: True}
+    with pytest.raises(ConsumerConfigurationError, match=name):
+        KafkaEventConsumer(topic="t", group_id="g")
+
+
+def test_a_missing_registry_url_fails_at_construction(settings):
+    settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = None
+    with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"):
+        KafkaEventConsumer(topic="t", group_id="g")
+
+
+def test_kafka_config_is_never_auto_commit(settings):
+    settings.EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG = {"auto.offset.reset": "earliest"}
+    config = KafkaEventConsumer(topic="t", group_id="g").kafka_config
+    assert (config["enable.auto.commit"], config["enable.auto.offset.store"]) == (False, False)
+    assert (config["group.id"], config["auto.offset.reset"]) == ("g", "earliest")
+
+
+def test_retry_backoff_doubles_up_to_its_cap():
+    policy = RetryPolicy(max_retries=5, backoff=0.5, backoff_max=3)
+    assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1, 2, 3, 3]
+
+
+def test_retry_settings_have_documented_defaults(settings):
+    del settings.EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS  # set short by conftest
+    assert RetryPolicy.from_settings() == RetryPolicy(3, 1.0, 30.0)
+
+
+class FakeMessage:
+    def __init__(self, partition, offset, topic="t"):
+        self._where = (topic, partition, offset)
+
+    def topic(self):
+        return self._where[0]
+
+    def partition(self):
+        return self._where[1]
+
+    def offset(self):
+        return self._where[2]
+
+
+class FakeCommitter:
+    def __init__(self, fail=False):
+        self.commits, self.fail = [], fail
+
+    def commit(self, offsets, asynchronous):
+        from confluent_kafka import KafkaError, KafkaException  # pylint: disable=import-outside-toplevel
+        assert asynchronous is False, "commits are synchronous"
+        if self.fail:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))  # pylint: disable=protected-access
+        self.commits.append(sorted((tp.partition, tp.offset) for tp in offsets))
+        return offsets
+
+
+def test_offsets_commit_the_next_offset_of_done_messages_when_due():
+    now = [0.0]
+    consumer = FakeCommitter()
+    tracker = OffsetTracker(consumer, interval=1.0, clock=lambda: now[0])
+    tracker.done(FakeMessage(0, 5))
+    tracker.done(FakeMessage(1, 7))
+    tracker.commit_if_due()
+    assert consumer.commits == [], "not due yet"
+    now[0] = 1.0
+    tracker.done(FakeMessage(0, 6))
+    tracker.commit_if_due()
+    assert consumer.commits == [[(0, 7), (1, 8)]]
+    assert tracker.pending == {}
+
+
+def test_a_failed_commit_keeps_the_offsets_for_the_next_one():
+    consumer = FakeCommitter(fail=True)
+    tracker = OffsetTracker(consumer, interval=0)
+    tracker.done(FakeMessage(0, 5))
+    assert tracker.commit() is False
+    assert tracker.pending == {("t", 0): 6}
+    consumer.fail = False
+    assert tracker.commit() is True
+    assert consumer.commits == [[(0, 6)]]
+
+
+def test_revoked_partitions_are_committed_and_lost_ones_forgotten():
+    from confluent_kafka import TopicPartition  # pylint: disable=import-outside-toplevel
+
+    consumer = FakeCommitter()
+    tracker = OffsetTracker(consumer, interval=60)
+    for partition in (0, 1, 2):
+        tracker.done(FakeMessage(partition, 10))
+    tracker.on_revoke(consumer, [TopicPartition("t", 0)])
+    tracker.on_lost(consumer, [TopicPartition("t", 1)])
+    assert consumer.commits == [[(0, 11)]]
+    assert tracker.pending == {("t", 2): 11}
+
+
+def test_receivers_are_named_by_module_and_qualname():
+    def receiver():
+        pass
+
+    class Callable:
+        def __call__(self):
+            pass
+
+    assert receiver_name(receiver) == f"{__name__}.test_receivers_are_named_by_module_and_qualname.<locals>.receiver"
+    assert receiver_name(Callable()).endswith("test_receivers_are_named_by_module_and_qualname.<locals>.Callable")
