@@ -2,6 +2,7 @@
 from django.utils import timezone
 
 from .. import conf
+from ..batch_delete import delete_in_batches
 from .models import ConsumerInboxEntry
 
 
@@ -25,15 +26,6 @@ def record(group_id: str, event_id, receiver_names) -> None:
 
 
 def purge(cutoff, batch_size: int, progress=None) -> int:
-    """Delete rows processed before ``cutoff``, ``batch_size`` per transaction; returns how many."""
-    alias = conf.database_alias()
-    old = ConsumerInboxEntry.objects.using(alias).filter(processed_at__lt=cutoff)
-    removed = 0
-    while True:
-        # Ids first: MySQL cannot DELETE ... LIMIT through a subquery on the same table.
-        ids = list(old.order_by("processed_at").values_list("id", flat=True)[:batch_size])
-        if not ids:
-            return removed
-        removed += ConsumerInboxEntry.objects.using(alias).filter(id__in=ids).delete()[0]
-        if progress:
-            progress(removed)
+    """Delete rows processed before ``cutoff``, ``batch_size`` per statement; returns how many."""
+    old = ConsumerInboxEntry.objects.using(conf.database_alias()).filter(processed_at__lt=cutoff)
+    return delete_in_batches(old, "processed_at", batch_size, progress=progress)
