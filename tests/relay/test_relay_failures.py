@@ -145,7 +145,7 @@ def test_broker_restart_mid_drain_loses_nothing_and_keeps_order(kafka_stack, top
     stack_service("restart", "kafka")
     relay_thread.join(timeout=180)
     assert not relay_thread.is_alive()
-    verdict = check(kafka_stack.read_all(topic, expected=1500, timeout=60), [str(m.id) for m in written])
+    verdict = check(kafka_stack.read_all(topic, timeout=60), [str(m.id) for m in written])
     assert verdict.ok(), verdict.summary()
     assert OutboxEvent.objects.exclude(status=OutboxEvent.STATUS.sent).count() == 0
 
