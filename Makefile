@@ -34,7 +34,7 @@ stack-status: ## say which stack services run
 stack-down: ## stop every process stack-up started
 	bash stack/stack.sh down
 
-test: requirements requirements-django42 stack-up ## the suite on SQLite, PostgreSQL and MariaDB (Django 5.2), and on SQLite with Django 4.2
+test: requirements requirements-django42 docs stack-up ## docs (warnings as errors), then the suite on SQLite, PostgreSQL and MariaDB (Django 5.2) and on SQLite with Django 4.2
 	@failed=""; for db in $(DATABASES); do \
 	    echo "==================== tests on $$db, Django 5.2 ===================="; \
 	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
