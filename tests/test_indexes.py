@@ -3,6 +3,7 @@ Claiming ("the pending rows of one lane, in id order, first N") must be an index
 on every database. The plans printed here are the ones quoted in docs/indexes.rst.
 """
 import json
+import re
 import uuid
 from datetime import datetime, timezone
 
@@ -77,3 +78,25 @@ def test_claim_query_is_an_index_range_scan(history):
     else:
         assert "USING INDEX outbox_pending_lane_idx (topic>? AND topic<?)" in plan and "TEMP B-TREE" not in plan
     assert [row.id for row in store.pending_batch("default", "lane-b", 500)] == [row[0] for row in claim]
+
+
+def test_pending_lanes_seeks_the_index_once_per_lane():
+    """The relay asks for the lanes on every pass; it must not read the whole backlog to answer."""
+    for topic, sent, pending in HISTORIES["interleaved lanes"] + [("lane-d", 0, 20000), ("lane-e", 5, 0)]:
+        OutboxEvent.objects.bulk_create(_rows(sent, "sent", topic), batch_size=1000)
+        OutboxEvent.objects.bulk_create(_rows(pending, "pending", topic), batch_size=1000)
+    _analyze()
+
+    assert store.pending_lanes("default") == ["lane-a", "lane-b", "lane-c", "lane-d"]
+    for after in (None, "lane-c"):
+        probe = store.next_lane_query("default", after)[:1]
+        plan = probe.explain(analyze=True) if connection.vendor == "postgresql" else probe.explain()
+        print(f"\n{connection.vendor} plan for {probe.query}:\n{plan}")
+        if connection.vendor == "postgresql":
+            assert "Index Only Scan using outbox_pending_lane_idx" in plan and "Sort" not in plan, plan
+            assert re.search(r"Index Only Scan using outbox_pending_lane_idx .*actual .*rows=1 loops=1", plan), plan
+        elif connection.vendor == "mysql":
+            assert "outbox_status_lane_idx" in plan and "filesort" not in plan.lower(), plan
+            assert plan.split()[5] == "outbox_status_lane_idx", plan  # the key column: the index used
+        else:
+            assert re.search(r"USING (COVERING )?INDEX outbox_pending_lane_idx", plan) and "TEMP B-TREE" not in plan, plan
