@@ -161,7 +161,6 @@ def phase_breakdown(topic, n, cap_seconds=None):
     unchanged); returns ``{phase: (seconds, calls)}`` and the total wall time.
     """
     # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.kafka import messages
     from edx_event_bus_outbox.relay import leases, sink as sink_module, store
     from edx_event_bus_outbox.relay.sink import KafkaSink
 
@@ -169,13 +168,12 @@ def phase_breakdown(topic, n, cap_seconds=None):
     patches = [
         (store, "pending_batch", "claim: SELECT pending batch (store.pending_batch)"),
         (store, "mark_sent", "mark: UPDATE sent rows (store.mark_sent)"),
-        (store, "metadata_of", "  of which row.metadata (EventsMetadata)"),
         (store, "any_pending", "until-empty check"),
         (leases, "renew", "lease renew"),
         (leases, "try_acquire", "lease acquire"),
         (sink_module, "encode_row", "encode (total per row)"),
-        (sink_module, "encode_message", "  of which encode_message (headers + Avro key/value)"),
-        (messages, "headers_from_metadata", "    of which headers"),
+        (sink_module, "encode_message", "  of which encode_message (Avro key/value)"),
+        (sink_module, "event_headers", "  of which headers (from the row's columns)"),
     ]
     saved = [(module, attr, getattr(module, attr)) for module, attr, _ in patches]
     try:
@@ -190,8 +188,8 @@ def phase_breakdown(topic, n, cap_seconds=None):
             setattr(module, attr, original)
     sent = totals.get("encode (total per row)", (0, 0))[1]
     order = ["lease acquire", "lease renew", "claim: SELECT pending batch (store.pending_batch)",
-             "encode (total per row)", "  of which row.metadata (EventsMetadata)",
-             "  of which encode_message (headers + Avro key/value)", "    of which headers",
+             "encode (total per row)", "  of which headers (from the row's columns)",
+             "  of which encode_message (Avro key/value)",
              "produce (librdkafka enqueue)", "flush (wait for acks)", "mark: UPDATE sent rows (store.mark_sent)",
              "until-empty check"]
     return {"events": sent, "rate": rate, "wall_seconds": sent / rate,
@@ -203,8 +201,7 @@ PROFILE_GROUPS = [
     ("claim: store.pending_batch (all)", lambda f, n: f.endswith("relay/store.py") and n == "pending_batch"),
     ("  JSONField.from_db_value (json.loads)", lambda f, n: f.endswith("fields/json.py") and n == "from_db_value"),
     ("encode: sink.encode_row (all)", lambda f, n: f.endswith("relay/sink.py") and n == "encode_row"),
-    ("  metadata_of (EventsMetadata)", lambda f, n: f.endswith("outbox/models.py") and n == "metadata_of"),
-    ("  headers_from_metadata", lambda f, n: f.endswith("kafka/headers.py") and n == "headers_from_metadata"),
+    ("  event_headers", lambda f, n: f.endswith("kafka/headers.py") and n == "event_headers"),
     ("  Avro serializers (key+value)", lambda f, n: f.endswith("kafka/serialization.py") and n == "__call__"),
     ("produce: Producer.produce", lambda f, n: n == "<method 'produce' of 'cimpl.Producer' objects>"),
     ("wait: Producer.flush", lambda f, n: n == "<method 'flush' of 'cimpl.Producer' objects>"),

@@ -10,6 +10,7 @@ import threading
 
 from .. import conf
 from ..kafka.config import producer_config
+from ..kafka.headers import headers_from_metadata
 from ..kafka.messages import encode_message
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def publish(*, signal, topic, event_key_field, event_key, payload, metadata):
     """Encode and hand one event to librdkafka; never raises into the caller."""
     try:
         message = encode_message(signal=signal, topic=topic, event_key_field=event_key_field,
-                                 event_key=event_key, payload=payload, metadata=metadata)
+                                 event_key=event_key, payload=payload, headers=headers_from_metadata(metadata))
         _get_producer().produce(
             message.topic, key=message.key, value=message.value, headers=message.headers,
             on_delivery=lambda err, msg: _report(err, msg, metadata),

@@ -12,6 +12,7 @@ from openedx_events.event_bus import EventBusProducer
 
 from .. import conf
 from ..exceptions import EventValidationError
+from ..kafka.headers import dotted_version
 from ..kafka.serialization import EventKeyNotFound, extract_event_key, signal_serializer
 from . import validation
 from .insert import insert_event
@@ -41,7 +42,7 @@ class OutboxEventProducer(EventBusProducer):
             minorversion=event_metadata.minorversion,
             source=event_metadata.source,
             sourcehost=event_metadata.sourcehost,
-            sourcelib=".".join(map(str, event_metadata.sourcelib)),
+            sourcelib=dotted_version(event_metadata.sourcelib),
         )
         logger.debug("Outbox row written: event_id=%s type=%s topic=%s", event_metadata.id, signal.event_type, topic)
 

@@ -9,6 +9,7 @@ from typing import NamedTuple, Optional
 from openedx_events.tooling import OpenEdxPublicSignal
 
 from ..kafka.config import producer_config
+from ..kafka.headers import event_headers
 from ..kafka.messages import encode_message
 from .errors import InfrastructureUnavailable, PermanentEventError, classify_delivery_error, classify_encoding_error
 
@@ -79,7 +80,10 @@ def encode_row(row):
     except KeyError as exc:
         raise PermanentEventError(f"no OpenEdxPublicSignal of type {row.event_type!r} exists in this service") from exc
     try:
+        headers = event_headers(event_type=row.event_type, event_id=row.event_id, source=row.source,
+                                time=row.event_time, minorversion=row.minorversion, sourcehost=row.sourcehost,
+                                sourcelib=row.sourcelib)
         return encode_message(signal=signal, topic=row.topic, event_key_field=row.event_key_field,
-                              event_key=row.event_key, payload=row.payload, metadata=row.metadata)
+                              event_key=row.event_key, payload=row.payload, headers=headers)
     except Exception as exc:  # pylint: disable=broad-except
         raise classify_encoding_error(exc) from exc

@@ -11,9 +11,8 @@ from typing import NamedTuple, Optional
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
-from openedx_events.data import EventsMetadata
 
-from ..outbox.models import OutboxEvent, metadata_of
+from ..outbox.models import OutboxEvent
 
 STATUS = OutboxEvent.STATUS
 
@@ -64,10 +63,6 @@ class PendingRow(NamedTuple):
     sourcelib: str
     attempts: int
     next_attempt_at: Optional[datetime]
-
-    @property
-    def metadata(self) -> EventsMetadata:
-        return metadata_of(self)
 
 
 def claim_query(alias, lane):

@@ -9,6 +9,7 @@ from django.conf import settings
 from openedx_events.data import EventsMetadata
 
 from edx_event_bus_outbox.consumer.consumer import KafkaEventConsumer
+from edx_event_bus_outbox.kafka.headers import headers_from_metadata
 from edx_event_bus_outbox.kafka.messages import encode_message
 from edx_event_bus_outbox.kafka.serialization import extract_event_key, signal_serializer
 
@@ -26,7 +27,8 @@ def encoded(signal, key_field, data, topic, metadata=None):
     metadata = metadata or metadata_for(signal)
     payload = signal_serializer(signal).to_dict(data)
     return encode_message(signal=signal, topic=topic, event_key_field=key_field,
-                          event_key=extract_event_key(payload, key_field), payload=payload, metadata=metadata)
+                          event_key=extract_event_key(payload, key_field), payload=payload,
+                          headers=headers_from_metadata(metadata))
 
 
 def produce_raw(topic, messages, partition=None):
