@@ -2,9 +2,10 @@
 Benchmark 2, relay drain rate (issue 4 §6): events per second from a backlog to acknowledged
 Kafka messages, side by side in one run, the order of the contenders rotating per repetition.
 
-* ours           an in-process ``Relay(RelayOptions(lanes=[topic], until_empty=True))`` with the
-                 default settings (batch 500, idempotent producer, acks=all), draining a backlog
-                 of N pending rows: claim, Avro-encode (registry-framed key and value), headers,
+* ours           an in-process ``Relay(RelayOptions(until_empty=True))`` serving every lane, as
+                 ``run_outbox_relay`` does without ``--lane``, with the default settings (batch
+                 500, idempotent producer, acks=all), draining a backlog of N pending rows:
+                 find the lanes, claim, Avro-encode (registry-framed key and value), headers,
                  produce, wait for every delivery report, mark the rows sent (partition, offset).
                  The backlog is N copies of 1,000 rows written by our ``send()`` (see
                  ``common.load_backlog``), loaded and ANALYZEd before the clock starts.
@@ -52,7 +53,7 @@ def drain_ours(topic, n, sink=None, cap_seconds=None):
     before = common.topic_message_count(topic)
     common.quiet_gc()
     t0 = time.perf_counter()
-    relay = Relay(RelayOptions(lanes=[topic], until_empty=True), sink=sink)
+    relay = Relay(RelayOptions(until_empty=True), sink=sink)
     timer = threading.Timer(cap_seconds, relay.stop) if cap_seconds else None
     if timer:
         timer.start()
@@ -169,6 +170,7 @@ def phase_breakdown(topic, n, cap_seconds=None):
         (store, "pending_batch", "claim: SELECT pending batch (store.pending_batch)"),
         (store, "mark_sent", "mark: UPDATE sent rows (store.mark_sent)"),
         (store, "any_pending", "until-empty check"),
+        (store, "pending_lanes", "find lanes (store.pending_lanes)"),
         (leases, "renew", "lease renew"),
         (leases, "try_acquire", "lease acquire"),
         (sink_module, "encode_row", "encode (total per row)"),
@@ -191,7 +193,7 @@ def phase_breakdown(topic, n, cap_seconds=None):
              "encode (total per row)", "  of which headers (from the row's columns)",
              "  of which encode_message (Avro key/value)",
              "produce (librdkafka enqueue)", "flush (wait for acks)", "mark: UPDATE sent rows (store.mark_sent)",
-             "until-empty check"]
+             "find lanes (store.pending_lanes)", "until-empty check"]
     return {"events": sent, "rate": rate, "wall_seconds": sent / rate,
             "phases": {k: {"seconds": totals[k][0], "calls": totals[k][1]} for k in order if k in totals}}
 
@@ -219,7 +221,7 @@ def profile_breakdown(topic, n, top=20, cap_seconds=None):
     common.reset_tables()
     common.load_backlog(topic, n)
     profiler = cProfile.Profile()
-    relay = Relay(RelayOptions(lanes=[topic], until_empty=True))
+    relay = Relay(RelayOptions(until_empty=True))
     timer = threading.Timer(cap_seconds, relay.stop) if cap_seconds else None
     t0 = time.perf_counter()
     if timer:

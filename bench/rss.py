@@ -1,6 +1,6 @@
 """
 Benchmark 4, the relay's memory (issue 4 §6): peak RSS of ``manage.py run_outbox_relay
---until-empty --lane TOPIC`` (a subprocess, default settings, batch 500) while it drains a large
+--until-empty`` (a subprocess serving every lane, default settings, batch 500) while it drains a large
 backlog, at two backlog sizes (1,000,000 and 100,000 rows in full mode; 100,000 and 20,000 with
 ``--quick``), so that growth with the backlog would show.
 
@@ -48,7 +48,7 @@ def measure(topic, backlog, cap_seconds):
     hwm_file = tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".kb", delete=False)  # pylint: disable=consider-using-with
     hwm_file.close()
     process = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "bench.relay_peak", hwm_file.name, "run_outbox_relay", "--until-empty", "--lane", topic],
+        [sys.executable, "-m", "bench.relay_peak", hwm_file.name, "run_outbox_relay", "--until-empty"],
         cwd=ROOT, env=common.child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []  # (seconds, events on Kafka, VmRSS MB, VmHWM MB)
     done = threading.Event()
