@@ -2,7 +2,8 @@
 Django admin for the outbox, the relay's leases and the consumer inbox.
 
 Rows are written by the producer, the relay and the consumer only, so no page here adds or
-edits one. Payloads may hold PII: they are shown only to users with the
+edits one. Payloads may hold PII: they, and the relay's last error text (an Avro error can
+quote the value that did not fit), are shown only to users with the
 ``view_outboxevent_payload`` permission, and search never looks inside them. Requeueing dead
 rows and deleting rows each need their own permission. See docs/admin.rst.
 """
@@ -71,8 +72,7 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     actions = ("requeue_dead_rows",)
     EVENT_FIELDS = ("event_id", "event_type", "topic", "event_key_field", "event_key", "event_time",
                     "minorversion", "source", "sourcehost", "sourcelib")
-    RELAY_FIELDS = ("status", "attempts", "last_error", "next_attempt_at", "created", "sent_at", "partition",
-                    "offset")
+    RELAY_FIELDS = ("status", "attempts", "next_attempt_at", "created", "sent_at", "partition", "offset")
 
     def get_list_display(self, request):
         if can_view_payload(request):
@@ -83,7 +83,9 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
         fieldsets = [("Event", {"fields": self.EVENT_FIELDS})]
         if can_view_payload(request):
             fieldsets.append(("Payload (may contain PII)", {"fields": ("payload_json",)}))
-        fieldsets.append(("Relay", {"fields": self.RELAY_FIELDS}))
+            fieldsets.append(("Relay", {"fields": (*self.RELAY_FIELDS, "last_error")}))
+        else:
+            fieldsets.append(("Relay", {"fields": self.RELAY_FIELDS}))
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):

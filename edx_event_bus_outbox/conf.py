@@ -8,6 +8,8 @@ packages without touching its configuration.
 """
 from django.conf import settings
 
+from .exceptions import OutboxConfigurationError
+
 MODE_OUTBOX = "outbox"
 MODE_ON_COMMIT = "on-commit"
 MODES = (MODE_OUTBOX, MODE_ON_COMMIT)
@@ -348,6 +350,20 @@ def consumer_dead_letter_topic():
     #   unset, such messages are logged (never with their payload) and skipped, as
     #   edx-event-bus-kafka does.
     return _get("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", None) or None
+
+
+def consumer_dead_letter_timeout():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS
+    # .. setting_default: 30.0
+    # .. setting_description: How long the consumer waits for the broker to acknowledge a
+    #   dead-lettered message (librdkafka's ``message.timeout.ms`` for the dead-letter
+    #   producer). Without the acknowledgement the original message is not committed past: the
+    #   consumer stops, and the message is read again when it restarts.
+    seconds = float(_get("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0))
+    if seconds <= 0:
+        raise OutboxConfigurationError(
+            f"EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS must be positive, not {seconds!r}.")
+    return seconds
 
 
 def consumer_deduplicate():

@@ -53,6 +53,7 @@ class KafkaEventConsumer(EventBusConsumer):
         # Configuration errors fail now, not after joining the group.
         self.kafka_config = self._kafka_config()
         schema_registry_client()
+        conf.consumer_dead_letter_timeout()
         self._stopping = threading.Event()
         self._consecutive_errors = 0
 

@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Producer
 
+from .. import conf
 from ..kafka.config import producer_config
 from .errors import DeadLetterError
 
 logger = logging.getLogger(__name__)
 
-DELIVERY_TIMEOUT_SECONDS = 30
 ERROR_HEADER_LENGTH = 2000
 
 
@@ -40,6 +40,7 @@ class DeadLetterProducer:
     def __init__(self, topic: str, group_id: str):
         self.topic = topic
         self.group_id = group_id
+        self.timeout = conf.consumer_dead_letter_timeout()
         self._producer = None
 
     def send(self, msg, *, reason: str, error: str):
@@ -51,21 +52,21 @@ class DeadLetterProducer:
                 headers=dead_letter_headers(msg, reason=reason, error=error, group_id=self.group_id),
                 on_delivery=lambda err, delivered: delivery.update(error=err, message=delivered),
             )
-            self._producer.flush(DELIVERY_TIMEOUT_SECONDS + 5)
+            self._producer.flush(self.timeout + 5)
         except Exception as exc:  # pylint: disable=broad-except
             # BufferError, KafkaException (e.g. message too large): the message is not stored.
             raise DeadLetterError(self.topic, repr(exc)) from exc
         if "error" not in delivery:
-            raise DeadLetterError(self.topic, f"no acknowledgement within {DELIVERY_TIMEOUT_SECONDS}s")
+            raise DeadLetterError(self.topic, f"no acknowledgement within {self.timeout:g}s")
         if delivery["error"] is not None:
             raise DeadLetterError(self.topic, str(delivery["error"]))
         return delivery["message"]
 
     def close(self):
         if self._producer is not None:
-            self._producer.flush(DELIVERY_TIMEOUT_SECONDS)
+            self._producer.flush(self.timeout)
 
     def _get_producer(self):
         if self._producer is None:
-            self._producer = Producer(producer_config(**{"message.timeout.ms": DELIVERY_TIMEOUT_SECONDS * 1000}))
+            self._producer = Producer(producer_config(**{"message.timeout.ms": int(self.timeout * 1000)}))
         return self._producer

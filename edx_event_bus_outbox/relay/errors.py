@@ -8,11 +8,24 @@ Sorting publish failures into the two kinds the relay treats differently.
 """
 
 
-class PermanentEventError(Exception):
+class RelayError(Exception):
+    """
+    A classified failure. ``str()`` is the whole text, kept in the row's ``last_error``;
+    ``log_text`` is what the logs may say. They differ for errors raised while encoding an
+    event: Avro errors quote the value that did not fit (``'learner@example.com' is not in
+    list``), and logs carry no event data.
+    """
+
+    def __init__(self, message: str, *, log_text: str = None):
+        super().__init__(message)
+        self.log_text = log_text or message
+
+
+class PermanentEventError(RelayError):
     """This event cannot be published; retrying the same bytes will fail the same way."""
 
 
-class InfrastructureUnavailable(Exception):
+class InfrastructureUnavailable(RelayError):
     """Kafka or the schema registry cannot be reached; try again later."""
 
 
@@ -38,9 +51,10 @@ def classify_encoding_error(exc) -> Exception:
         if exc.http_status_code in PERMANENT_REGISTRY_STATUSES:
             return PermanentEventError(f"schema registry rejected the schema: {exc}")
         return InfrastructureUnavailable(f"schema registry error: {exc}")
+    without_data = f"{type(exc).__name__} while encoding the event (the text may quote event data: see last_error)"
     if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-        return PermanentEventError(f"{type(exc).__name__}: {exc}")
-    return InfrastructureUnavailable(f"{type(exc).__name__}: {exc}")
+        return PermanentEventError(f"{type(exc).__name__}: {exc}", log_text=without_data)
+    return InfrastructureUnavailable(f"{type(exc).__name__}: {exc}", log_text=without_data)
 
 
 def classify_delivery_error(kafka_error) -> Exception:

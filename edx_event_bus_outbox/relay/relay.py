@@ -180,18 +180,18 @@ class Relay:
             failures = self.lane_failures.get(lane, 0) + 1
             self.lane_failures[lane] = failures
             self.lane_resume_at[lane] = time.monotonic() + backoff_seconds(failures, first, cap)
-            self._set_state("waiting for Kafka or the schema registry", error)
+            self._set_state("waiting for Kafka or the schema registry", error.log_text)
             return
         status = store.record_failure(self.options.alias, row.id, error,
                                       backoff_seconds(row.attempts + 1, first, cap), self.options.max_attempts)
         if status == store.STATUS.dead:
             self.dead_total += 1
             logger.error("Outbox event moved to dead after %s attempts: id=%s event_id=%s type=%s topic=%s error=%s",
-                         row.attempts + 1, row.id, row.event_id, row.event_type, row.topic, error)
+                         row.attempts + 1, row.id, row.event_id, row.event_type, row.topic, error.log_text)
         else:
             logger.warning("Outbox event failed (attempt %s of %s), will retry: id=%s event_id=%s type=%s "
                            "topic=%s error=%s", row.attempts + 1, self.options.max_attempts, row.id,
-                           row.event_id, row.event_type, row.topic, error)
+                           row.event_id, row.event_type, row.topic, error.log_text)
 
     def _lane_recovered(self, lane):
         self.lane_failures.pop(lane, None)

@@ -2,6 +2,7 @@
 import pytest
 
 from edx_event_bus_outbox import KafkaEventConsumer
+from edx_event_bus_outbox.consumer.dead_letter import DeadLetterProducer
 from edx_event_bus_outbox.consumer.dispatch import RetryPolicy, receiver_name
 from edx_event_bus_outbox.consumer.errors import ConsumerConfigurationError
 from edx_event_bus_outbox.consumer.offsets import OffsetTracker
@@ -41,6 +42,15 @@ def test_retry_backoff_doubles_up_to_its_cap():
 def test_retry_settings_have_documented_defaults(settings):
     del settings.EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS  # set short by conftest
     assert RetryPolicy.from_settings() == RetryPolicy(3, 1.0, 30.0)
+
+
+def test_dead_letter_timeout_has_a_documented_default_and_refuses_nonsense(settings):
+    assert DeadLetterProducer("dead-letters", "g").timeout == 30.0
+    settings.EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS = 2.5
+    assert DeadLetterProducer("dead-letters", "g").timeout == 2.5
+    settings.EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS = 0
+    with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS"):
+        KafkaEventConsumer(topic="t", group_id="g")
 
 
 class FakeMessage:

@@ -78,6 +78,17 @@ def test_change_view_shows_the_payload_only_with_the_payload_permission(client, 
     assert (PII_MARKER in page) is visible
 
 
+@pytest.mark.parametrize("codenames, visible", [((VIEW,), False), ((VIEW, PAYLOAD), True)])
+def test_change_view_shows_the_last_error_only_with_the_payload_permission(client, codenames, visible):
+    """An Avro error can quote the value that did not fit, so the error text is as private as the payload."""
+    row = make_row(status="dead", attempts=5, last_error=f"ValueError: {PII_MARKER!r} is not a valid enum symbol")
+    login(client, *codenames)
+    page = client.get(change_url("outboxevent", row.id)).content.decode()
+    assert "Dead" in page and "attempts" in page.lower()
+    assert ("not a valid enum symbol" in page) is visible
+    assert (PII_MARKER in page) is visible
+
+
 # ---------------------------------------------------------------- actions
 
 @pytest.mark.parametrize("codenames, expected", [

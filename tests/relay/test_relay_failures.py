@@ -51,6 +51,26 @@ def test_unknown_event_type_goes_dead_after_max_attempts_and_the_lane_moves_on(t
     assert '"enrollment"' not in caplog.text  # never the payload
 
 
+def test_a_value_that_does_not_fit_the_schema_is_in_last_error_but_never_in_the_logs(topic, kafka_stack, caplog):
+    """Avro errors quote the value that did not fit, and that value may be PII."""
+    write_events(topic, 1)
+    broken = OutboxEvent.objects.get()
+    secret = "learner-secret@example.com"
+    # course.end is a ["null", "string"] union; fastavro quotes the value no branch accepts
+    broken.payload["enrollment"]["course"]["end"] = {"email": secret}
+    broken.save()
+    write_events(topic, 1)
+
+    with caplog.at_level(logging.INFO):
+        relay = drain(topic, **FAST_RETRIES)
+
+    broken.refresh_from_db()
+    assert broken.status == OutboxEvent.STATUS.dead and relay.sent_total == 1
+    assert secret in broken.last_error  # the operator's evidence, behind the admin's payload permission
+    assert str(broken.event_id) in caplog.text and "while encoding the event" in caplog.text
+    assert secret not in caplog.text
+
+
 def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, topic):
     small = f"{topic}-small"
     kafka_stack.create_topic(small, partitions=1)
