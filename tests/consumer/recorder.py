@@ -4,6 +4,8 @@ A test-only Django app for consumer subprocesses: a receiver that journals what 
 Driven by environment variables, so one settings module serves every subprocess test:
 
 * ``OUTBOX_TEST_JOURNAL``: file that gets ``begin <ce_id>`` and ``end <ce_id>`` lines.
+* ``OUTBOX_TEST_JOURNAL_TAG``: if set, appended to each line (``begin <ce_id> <tag>``), so that
+  several consumers can share one journal -- one order of receipts -- and still be told apart.
 * ``OUTBOX_TEST_SLOW_SECONDS``: sleep between the two lines (a message "in progress").
 * ``OUTBOX_TEST_KILL_AFTER``: a ``ce_id``; after journaling its ``end`` line the process
   SIGKILLs itself -- processed, but not yet committed.
@@ -16,6 +18,9 @@ from django.apps import AppConfig
 
 
 def journal(line):
+    tag = os.environ.get("OUTBOX_TEST_JOURNAL_TAG")
+    if tag:
+        line = f"{line} {tag}"
     with open(os.environ["OUTBOX_TEST_JOURNAL"], "a", encoding="utf-8") as journal_file:
         journal_file.write(line + "\n")
         journal_file.flush()
