@@ -68,6 +68,21 @@ def schema_registry_api_secret():
     return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET", "")
 
 
+def schema_registry_timeout():
+    # .. setting_name: EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS
+    # .. setting_default: 10.0
+    # .. setting_description: Timeout of each schema registry HTTP request made by the relay,
+    #   the ``on-commit`` mode and the consumer. A timed-out request is retried by the
+    #   registry client, then treated like an unreachable registry (the relay backs off, the
+    #   consumer waits). Without a timeout, a registry that accepts the connection but never
+    #   answers would block the process for good; confluent-kafka's default is no timeout.
+    seconds = float(_get("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0))
+    if seconds <= 0:
+        raise OutboxConfigurationError(
+            f"EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS must be positive, not {seconds!r}.")
+    return seconds
+
+
 def topic_prefix():
     # .. setting_name: EVENT_BUS_TOPIC_PREFIX
     # .. setting_default: None

@@ -62,7 +62,7 @@ def schema_registry_client():
             "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL is not set; set it to the Confluent-compatible "
             "registry root (for Apicurio: http://HOST:PORT/apis/ccompat/v7)."
         )
-    config = {"url": url}
+    config = {"url": url, "timeout": conf.schema_registry_timeout()}
     key, secret = conf.schema_registry_api_key(), conf.schema_registry_api_secret()
     if key or secret:
         config["basic.auth.user.info"] = f"{key}:{secret}"

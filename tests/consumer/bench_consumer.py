@@ -113,8 +113,14 @@ def _ours(base_topic, group):
 
 
 def _seed(base_topic, group):
-    from edx_event_bus_kafka import KafkaEventConsumer  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from edx_event_bus_kafka import KafkaEventConsumer
+
+    from edx_event_bus_outbox.kafka.config import schema_registry_client
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
+    # Ours is its client plus a request timeout: a registry request Apicurio never answers must
+    # not hang the benchmark (see tests/consumer/test_compat.py).
+    consumer.schema_registry_client = schema_registry_client()
     return consumer, consumer._shut_down  # pylint: disable=protected-access
 
 

@@ -14,6 +14,7 @@ from edx_event_bus_kafka import create_producer as create_seed_producer
 from openedx_events.data import EventsMetadata
 
 from edx_event_bus_outbox import create_producer
+from edx_event_bus_outbox.kafka.config import schema_registry_client
 from tests.factories import enrollment_event, sample_events
 from tests.outbox_tools import drain
 
@@ -54,6 +55,8 @@ def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
     group = f"seed-{topic}"
     _start_group_at_beginning(kafka_stack, topic, group)
     consumer = SeedConsumer(topic, group)
+    # Our registry client: the seed's, plus a request timeout (see tests/consumer/test_compat.py).
+    consumer.schema_registry_client = schema_registry_client()
     received = []
 
     def receiver(**kwargs):

@@ -1,6 +1,7 @@
 """Permanent and retriable failures, against the real broker and registry."""
 import json
 import logging
+import socket
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import transaction
 
 from edx_event_bus_outbox.kafka.headers import header_values
 from edx_event_bus_outbox.models import OutboxEvent
+from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, XBlockDataFactory, enrollment_event
 from tests.kafka_tools import stack_service
 from tests.outbox_tools import drain, write_events
@@ -69,6 +71,29 @@ def test_a_value_that_does_not_fit_the_schema_is_in_last_error_but_never_in_the_
     assert secret in broken.last_error  # the operator's evidence, behind the admin's payload permission
     assert str(broken.event_id) in caplog.text and "while encoding the event" in caplog.text
     assert secret not in caplog.text
+
+
+def test_a_registry_that_never_answers_times_out_instead_of_hanging_the_relay(topic, settings, caplog):
+    """A listening socket that accepts connections and never replies: the relay must back off, not block."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    settings.EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS = 0.3
+    write_events(topic, 2)
+    outcome = {}
+    relay = Relay(RelayOptions(lanes=[topic], poll_interval=0.2, backoff=(0.1, 0.2)))
+    try:
+        with caplog.at_level(logging.WARNING):
+            worker = threading.Thread(target=lambda: outcome.update(sent=relay.relay_once()), daemon=True)
+            worker.start()
+            worker.join(timeout=60)
+            assert not worker.is_alive(), "the relay is still waiting for the registry"
+    finally:
+        silent.close()
+    assert outcome["sent"] == 0
+    assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.pending).count() == 2  # nothing lost or dead
+    assert "waiting for Kafka or the schema registry" in caplog.text and "Timeout" in caplog.text
 
 
 def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, topic):
