@@ -19,6 +19,14 @@ def _get(name, default):
     return getattr(settings, name, default)
 
 
+def _positive_seconds(name, default):
+    """A duration that must be positive: a timeout of 0 or less would mean "wait forever" or "never"."""
+    seconds = float(_get(name, default))
+    if seconds <= 0:
+        raise OutboxConfigurationError(f"{name} must be a positive number of seconds, not {seconds!r}.")
+    return seconds
+
+
 # ---------------------------------------------------------------- Kafka connection
 
 def bootstrap_servers():
@@ -76,11 +84,7 @@ def schema_registry_timeout():
     #   registry client, then treated like an unreachable registry (the relay backs off, the
     #   consumer waits). Without a timeout, a registry that accepts the connection but never
     #   answers would block the process for good; confluent-kafka's default is no timeout.
-    seconds = float(_get("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0))
-    if seconds <= 0:
-        raise OutboxConfigurationError(
-            f"EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS must be positive, not {seconds!r}.")
-    return seconds
+    return _positive_seconds("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0)
 
 
 def topic_prefix():
@@ -374,11 +378,7 @@ def consumer_dead_letter_timeout():
     #   dead-lettered message (librdkafka's ``message.timeout.ms`` for the dead-letter
     #   producer). Without the acknowledgement the original message is not committed past: the
     #   consumer stops, and the message is read again when it restarts.
-    seconds = float(_get("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0))
-    if seconds <= 0:
-        raise OutboxConfigurationError(
-            f"EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS must be positive, not {seconds!r}.")
-    return seconds
+    return _positive_seconds("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0)
 
 
 def consumer_deduplicate():
