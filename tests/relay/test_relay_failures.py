@@ -11,6 +11,8 @@ from django.core.management import call_command
 from django.db import transaction
 
 from edx_event_bus_outbox.kafka.headers import header_values
+from edx_event_bus_outbox.exceptions import OutboxConfigurationError
+from edx_event_bus_outbox.kafka.config import schema_registry_client
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, XBlockDataFactory, enrollment_event
@@ -94,6 +96,12 @@ def test_a_registry_that_never_answers_times_out_instead_of_hanging_the_relay(to
     assert outcome["sent"] == 0
     assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.pending).count() == 2  # nothing lost or dead
     assert "waiting for Kafka or the schema registry" in caplog.text and "Timeout" in caplog.text
+
+
+def test_the_registry_timeout_must_be_positive(settings):
+    settings.EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS = 0
+    with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS"):
+        schema_registry_client()
 
 
 def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, topic):
