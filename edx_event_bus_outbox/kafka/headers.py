@@ -15,6 +15,17 @@ CONSTANT_HEADERS = (
     ("ce_datacontenttype", b"application/avro"),
 )
 
+
+def dotted_version(sourcelib: tuple) -> str:
+    """``(9, 1, 0)`` -> ``"9.1.0"``, as the ``sourcelib`` header and the outbox row carry it."""
+    return ".".join(map(str, sourcelib))
+
+
+def version_tuple(dotted: str) -> tuple:
+    """``"9.1.0"`` -> ``(9, 1, 0)``, the ``EventsMetadata.sourcelib`` form; the inverse of ``dotted_version``."""
+    return tuple(map(int, dotted.split(".")))
+
+
 # header name -> (EventsMetadata field, parser of the header string), in header order
 METADATA_HEADERS = {
     "ce_type": ("event_type", str),
@@ -23,17 +34,12 @@ METADATA_HEADERS = {
     "ce_time": ("time", datetime.fromisoformat),
     "ce_minorversion": ("minorversion", int),
     "sourcehost": ("sourcehost", str),
-    "sourcelib": ("sourcelib", lambda s: tuple(map(int, s.split(".")))),
+    "sourcelib": ("sourcelib", version_tuple),
 }
 
 
 class MessageHeaderError(ValueError):
     """The headers cannot be turned into ``EventsMetadata`` (missing id, duplicates, bad values)."""
-
-
-def dotted_version(sourcelib: tuple) -> str:
-    """``(9, 1, 0)`` -> ``"9.1.0"``, as the ``sourcelib`` header and the outbox row carry it."""
-    return ".".join(map(str, sourcelib))
 
 
 def event_headers(*, event_type: str, event_id, source: str, time: datetime, minorversion: int,

@@ -11,6 +11,8 @@ from model_utils import Choices
 from model_utils.fields import AutoCreatedField, StatusField
 from openedx_events.data import EventsMetadata
 
+from ..kafka.headers import version_tuple
+
 PENDING_LANE_INDEX = "outbox_pending_lane_idx"
 
 
@@ -67,17 +69,12 @@ class OutboxEvent(models.Model):
     @property
     def metadata(self) -> EventsMetadata:
         """The ``EventsMetadata`` the event was sent with, rebuilt from the row."""
-        return metadata_of(self)
-
-
-def metadata_of(row) -> EventsMetadata:
-    """``EventsMetadata`` from anything with the outbox row's metadata fields (a model or a plain row)."""
-    return EventsMetadata(
-        event_type=row.event_type,
-        id=row.event_id,
-        minorversion=row.minorversion,
-        source=row.source,
-        sourcehost=row.sourcehost,
-        time=row.event_time,
-        sourcelib=tuple(int(part) for part in row.sourcelib.split(".")),
-    )
+        return EventsMetadata(
+            event_type=self.event_type,
+            id=self.event_id,
+            minorversion=self.minorversion,
+            source=self.source,
+            sourcehost=self.sourcehost,
+            time=self.event_time,
+            sourcelib=version_tuple(self.sourcelib),
+        )

@@ -41,10 +41,10 @@ def next_lane_query(alias, after):
 
 
 def any_pending(alias, only=None) -> bool:
-    query = OutboxEvent.objects.using(alias).filter(status=STATUS.pending)
+    """Whether the lanes in ``only`` (or any lane) have a pending row: the claim's and the lane search's seeks."""
     if only:
-        query = query.filter(topic__in=only)
-    return query.exists()
+        return any(claim_query(alias, lane).first() is not None for lane in only)
+    return next_lane_query(alias, None).first() is not None
 
 
 class PendingRow(NamedTuple):
