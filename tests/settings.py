@@ -46,6 +46,10 @@ elif DATABASE_KIND == "sqlite":
 else:
     raise RuntimeError(f"OUTBOX_TEST_DB={DATABASE_KIND!r}; use sqlite, postgres or mysql")
 
+# One test database per pytest process, so that two suites can share the stack's servers.
+if DATABASE_KIND != "sqlite":
+    DEFAULT_DATABASE["TEST"] = {**DEFAULT_DATABASE.get("TEST", {}), "NAME": f"test_outbox_{os.getpid()}"}
+
 # A subprocess started by a test (relay, consumer) must use the test database its parent created.
 if os.environ.get("OUTBOX_TEST_DB_NAME"):
     DEFAULT_DATABASE["NAME"] = os.environ["OUTBOX_TEST_DB_NAME"]
