@@ -204,7 +204,7 @@ PROFILE_GROUPS = [
     ("  JSONField.from_db_value (json.loads)", lambda f, n: f.endswith("fields/json.py") and n == "from_db_value"),
     ("encode: sink.encode_row (all)", lambda f, n: f.endswith("relay/sink.py") and n == "encode_row"),
     ("  event_headers", lambda f, n: f.endswith("kafka/headers.py") and n == "event_headers"),
-    ("  Avro serializers (key+value)", lambda f, n: f.endswith("kafka/serialization.py") and n == "__call__"),
+    ("  Avro serializers (key+value)", lambda f, n: f.endswith("kafka/encoding.py") and n == "__call__"),
     ("produce: Producer.produce", lambda f, n: n == "<method 'produce' of 'cimpl.Producer' objects>"),
     ("wait: Producer.flush", lambda f, n: n == "<method 'flush' of 'cimpl.Producer' objects>"),
     ("mark: store.mark_sent (all)", lambda f, n: f.endswith("relay/store.py") and n == "mark_sent"),

@@ -59,7 +59,7 @@ class Variants:
         import edx_event_bus_kafka
         from django.db import transaction
         from edx_event_bus_outbox import create_producer
-        from edx_event_bus_outbox.kafka.serialization import extract_event_key, signal_serializer
+        from edx_event_bus_outbox.kafka.schemas import extract_event_key, signal_serializer
 
         from bench.models import PlainRow
         self.topic = topic

@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from . import conf
 from .consumer.models import ConsumerInboxEntry
-from .management.commands.requeue_outbox import requeue
+from .outbox.requeue import requeue
 from .outbox.models import OutboxEvent
 from .relay.models import RelayLease
 
@@ -103,7 +103,7 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     @admin.action(description="Requeue selected dead rows", permissions=["requeue"])
     def requeue_dead_rows(self, request, queryset):
         selected = queryset.count()
-        count = requeue(queryset.filter(status=OutboxEvent.STATUS.dead))
+        count = requeue(queryset)
         logger.info("Outbox admin: %s dead row(s) requeued by user %s", count, request.user.get_username())
         skipped = f" {selected - count} selected row(s) were not dead and were left alone." if selected > count else ""
         self.message_user(request, f"{count} dead row(s) requeued; the relay will publish them.{skipped}",

@@ -10,7 +10,7 @@ from openedx_events.tooling import OpenEdxPublicSignal
 
 from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.exceptions import EventValidationError, OutboxConfigurationError
-from edx_event_bus_outbox.kafka.serialization import signal_serializer
+from edx_event_bus_outbox.kafka.schemas import signal_serializer
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.outbox.modes import validate_producer_config
 from tests.factories import CourseEnrollmentDataFactory, enrollment_event, sample_events

@@ -12,11 +12,11 @@ from fastavro.schema import SchemaParseException
 from openedx_events.data import EventsMetadata
 from openedx_events.tooling import OpenEdxPublicSignal
 
+from ..kafka.decoding import value_reader, writer_schema
+from ..kafka.errors import registry_has_no_such_schema
+from ..kafka.framing import framed_schema_id, is_framed
 from ..kafka.headers import MessageHeaderError, header_values, metadata_from_headers
-from ..kafka.serialization import FRAME_SIZE, value_reader, writer_schema
 from .errors import RegistryUnavailable, UnusableMessage
-
-CONFLUENT_MAGIC_BYTE = 0
 
 
 class ConsumedEvent(NamedTuple):
@@ -58,12 +58,12 @@ def _read_value(msg, signal):
     value = msg.value()
     if not value:
         raise UnusableMessage("empty_value", "message has no value")
-    if len(value) <= FRAME_SIZE or value[0] != CONFLUENT_MAGIC_BYTE:
+    if not is_framed(value):
         raise UnusableMessage(
             "bad_framing",
             f"value is not schema-registry framed Avro (first byte {value[:1].hex()}, {len(value)} bytes)",
         )
-    schema_id = int.from_bytes(value[1:FRAME_SIZE], "big")
+    schema_id = framed_schema_id(value)
     _load_writer_schema(schema_id)
     try:
         return value_reader(signal)(value)
@@ -84,7 +84,7 @@ def _load_writer_schema(schema_id: int):
     try:
         writer_schema(schema_id)
     except SchemaRegistryError as exc:
-        if exc.http_status_code == 404:
+        if registry_has_no_such_schema(exc):
             raise UnusableMessage("unknown_schema", f"writer schema id {schema_id} is not in the registry") from exc
         raise RegistryUnavailable(schema_id, exc) from exc
     except (ValueError, SchemaParseException) as exc:

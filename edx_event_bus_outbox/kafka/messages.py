@@ -9,7 +9,7 @@ from typing import NamedTuple
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from .config import full_topic
-from .serialization import avro_serializers
+from .encoding import avro_serializers
 
 
 class KafkaMessage(NamedTuple):

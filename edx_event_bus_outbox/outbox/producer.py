@@ -13,7 +13,7 @@ from openedx_events.event_bus import EventBusProducer
 from .. import conf
 from ..exceptions import EventValidationError
 from ..kafka.headers import dotted_version
-from ..kafka.serialization import EventKeyNotFound, extract_event_key, signal_serializer
+from ..kafka.schemas import EventKeyNotFound, extract_event_key, signal_serializer
 from . import validation
 from .insert import insert_event
 from .modes import mode_for

@@ -12,7 +12,7 @@ import fastavro
 from fastavro.schema import expand_schema
 from fastavro.validation import validate
 
-from ..kafka.serialization import key_schema, signal_serializer
+from ..kafka.schemas import key_schema, signal_serializer
 
 
 @lru_cache(maxsize=None)

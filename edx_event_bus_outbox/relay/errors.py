@@ -6,6 +6,9 @@ Sorting publish failures into the two kinds the relay treats differently.
 * Permanent: this event can never be published as it is (schema incompatible, too large,
   its signal no longer exists). It counts an attempt, and after enough it goes ``dead``.
 """
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from ..kafka.errors import kafka_error_is_permanent, registry_rejected_schema
 
 
 class RelayError(Exception):
@@ -29,27 +32,11 @@ class InfrastructureUnavailable(RelayError):
     """Kafka or the schema registry cannot be reached; try again later."""
 
 
-# Delivery-report errors that mean "this message", not "the cluster".
-PERMANENT_KAFKA_ERRORS = {
-    "MSG_SIZE_TOO_LARGE",
-    "INVALID_RECORD",
-    "CORRUPT_MESSAGE",
-    "INVALID_MSG",
-    "_MSG_SIZE_TOO_LARGE",
-    "RECORD_LIST_TOO_LARGE",
-    "_INVALID_ARG",
-}
-
-# Registry answers that reject the schema itself (Confluent: 409 incompatible, 422 invalid).
-PERMANENT_REGISTRY_STATUSES = {409, 422}
-
-
 def classify_encoding_error(exc) -> Exception:
     """Map an exception from Avro encoding or the registry to one of the two kinds."""
-    from confluent_kafka.schema_registry.error import SchemaRegistryError  # pylint: disable=import-outside-toplevel
+    if registry_rejected_schema(exc):
+        return PermanentEventError(f"schema registry rejected the schema: {exc}")
     if isinstance(exc, SchemaRegistryError):
-        if exc.http_status_code in PERMANENT_REGISTRY_STATUSES:
-            return PermanentEventError(f"schema registry rejected the schema: {exc}")
         return InfrastructureUnavailable(f"schema registry error: {exc}")
     without_data = f"{type(exc).__name__} while encoding the event (the text may quote event data: see last_error)"
     if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
@@ -58,7 +45,7 @@ def classify_encoding_error(exc) -> Exception:
 
 
 def classify_delivery_error(kafka_error) -> Exception:
-    name = kafka_error.name()
-    if name in PERMANENT_KAFKA_ERRORS:
-        return PermanentEventError(f"Kafka refused the message: {name}: {kafka_error.str()}")
-    return InfrastructureUnavailable(f"Kafka delivery failed: {name}: {kafka_error.str()}")
+    text = f"{kafka_error.name()}: {kafka_error.str()}"
+    if kafka_error_is_permanent(kafka_error):
+        return PermanentEventError(f"Kafka refused the message: {text}")
+    return InfrastructureUnavailable(f"Kafka delivery failed: {text}")

@@ -11,7 +11,7 @@ from openedx_events.data import EventsMetadata
 from edx_event_bus_outbox.consumer.consumer import KafkaEventConsumer
 from edx_event_bus_outbox.kafka.headers import headers_from_metadata
 from edx_event_bus_outbox.kafka.messages import encode_message
-from edx_event_bus_outbox.kafka.serialization import extract_event_key, signal_serializer
+from edx_event_bus_outbox.kafka.schemas import extract_event_key, signal_serializer
 
 
 def new_group():

@@ -17,7 +17,8 @@ from edx_event_bus_kafka import create_producer as create_seed_producer
 
 from edx_event_bus_outbox.kafka.config import schema_registry_client
 from edx_event_bus_outbox.kafka.headers import headers_from_metadata
-from edx_event_bus_outbox.kafka.serialization import signal_serializer, value_reader
+from edx_event_bus_outbox.kafka.decoding import value_reader
+from edx_event_bus_outbox.kafka.schemas import signal_serializer
 from edx_event_bus_outbox.models import OutboxEvent
 from tests.consumer.helpers import (
     Received,

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
-from edx_event_bus_outbox.kafka import serialization
+from edx_event_bus_outbox.kafka import decoding
 from edx_event_bus_outbox.consumer.errors import ConsumerStuckError
 from tests.consumer.helpers import (
     Received,
@@ -104,8 +104,8 @@ def test_an_unreachable_registry_is_waited_out_never_skipped(topic, settings, mo
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 3
     produce_events(topic, [(enrollment_event())], partition=0)
     unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0})
-    monkeypatch.setattr(serialization, "schema_registry_client", lambda: unreachable)
-    serialization.writer_schema.cache_clear()
+    monkeypatch.setattr(decoding, "schema_registry_client", lambda: unreachable)
+    decoding.writer_schema.cache_clear()
     received, group = Received(), new_group()
     with connected(received, COURSE_ENROLLMENT_CREATED), pytest.raises(ConsumerStuckError):
         run_until(topic, group, done=lambda: False)
@@ -116,15 +116,15 @@ def test_an_unreachable_registry_is_waited_out_never_skipped(topic, settings, mo
 def test_consumption_resumes_once_the_registry_is_back(topic, monkeypatch):
     [metadata] = produce_events(topic, [enrollment_event()], partition=0)
     unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0})
-    real = serialization.schema_registry_client
+    real = decoding.schema_registry_client
     attempts = []
 
     def flaky_registry():
         attempts.append(1)
         return unreachable if len(attempts) <= 2 else real()
 
-    monkeypatch.setattr(serialization, "schema_registry_client", flaky_registry)
-    serialization.writer_schema.cache_clear()
+    monkeypatch.setattr(decoding, "schema_registry_client", flaky_registry)
+    decoding.writer_schema.cache_clear()
     received, group = Received(), new_group()
     with connected(received, COURSE_ENROLLMENT_CREATED):
         run_until(topic, group, done=lambda: received.ids)

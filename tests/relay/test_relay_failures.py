@@ -163,7 +163,7 @@ def test_an_event_written_before_its_schema_gained_an_optional_field_is_relayed(
 
     drain(topic)
     (message,) = kafka_stack.read_all(topic, expected=1)
-    from edx_event_bus_outbox.kafka.serialization import signal_serializer  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.kafka.schemas import signal_serializer  # pylint: disable=import-outside-toplevel
     from confluent_kafka.schema_registry.avro import AvroDeserializer  # pylint: disable=import-outside-toplevel
     value = AvroDeserializer(SchemaRegistryClient({"url": kafka_stack.registry_url}),
                              signal_serializer(XBLOCK_PUBLISHED).schema_string())(message.value(), None)

@@ -7,7 +7,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from edx_event_bus_outbox.kafka.headers import header_values, headers_from_metadata
-from edx_event_bus_outbox.kafka.serialization import key_schema_string, signal_serializer
+from edx_event_bus_outbox.kafka.schemas import key_schema_string, signal_serializer
 from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from tests.factories import enrollment_event
 from tests.outbox_tools import drain, write_events

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ... import conf
-from ...outbox.models import OutboxEvent
+from ...outbox.requeue import dead_rows, requeue
 
 
 class Command(BaseCommand):
@@ -18,26 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Count what would be requeued; change nothing.")
 
     def handle(self, *args, **options):
-        rows = select_dead_rows(options)
+        if not (options["ids"] or options["event_type"] or options["topic"] or options["all"]):
+            raise CommandError("Say which dead rows to requeue: --id, --event-type, --topic, or --all.")
+        rows = dead_rows(ids=options["ids"], event_type=options["event_type"], topic=options["topic"])
         with transaction.atomic(using=conf.database_alias()):
             count = rows.count() if options["dry_run"] else requeue(rows)
         verb = "would be requeued" if options["dry_run"] else "requeued"
         self.stdout.write(f"{count} dead outbox row(s) {verb}.")
-
-
-def select_dead_rows(options):
-    if not (options["ids"] or options["event_type"] or options["topic"] or options["all"]):
-        raise CommandError("Say which dead rows to requeue: --id, --event-type, --topic, or --all.")
-    rows = OutboxEvent.objects.using(conf.database_alias()).filter(status=OutboxEvent.STATUS.dead)
-    if options["ids"]:
-        rows = rows.filter(id__in=options["ids"])
-    if options["event_type"]:
-        rows = rows.filter(event_type=options["event_type"])
-    if options["topic"]:
-        rows = rows.filter(topic=options["topic"])
-    return rows
-
-
-def requeue(rows) -> int:
-    """Pending again, from a clean slate; ``last_error`` stays for the record until the next failure."""
-    return rows.update(status=OutboxEvent.STATUS.pending, attempts=0, next_attempt_at=None)

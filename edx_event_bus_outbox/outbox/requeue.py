@@ -1,0 +1,21 @@
+"""Dead rows back to pending, after their cause was fixed: used by ``requeue_outbox`` and the admin."""
+from .. import conf
+from .models import OutboxEvent
+
+
+def dead_rows(*, ids=None, event_type=None, topic=None):
+    """Dead rows narrowed by every criterion given; all dead rows when none is."""
+    rows = OutboxEvent.objects.using(conf.database_alias()).filter(status=OutboxEvent.STATUS.dead)
+    if ids:
+        rows = rows.filter(id__in=ids)
+    if event_type:
+        rows = rows.filter(event_type=event_type)
+    if topic:
+        rows = rows.filter(topic=topic)
+    return rows
+
+
+def requeue(rows) -> int:
+    """Pending again, from a clean slate; ``last_error`` stays for the record until the next failure."""
+    return rows.filter(status=OutboxEvent.STATUS.dead).update(
+        status=OutboxEvent.STATUS.pending, attempts=0, next_attempt_at=None)
