@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject
 DATABASES ?= sqlite postgres mysql
 PYTEST_ARGS ?=
 
-.PHONY: help requirements requirements-django42 stack-up stack-status stack-down test demo chaos bench docs upgrade clean
+.PHONY: help requirements requirements-django42 stack-up stack-status stack-down quality format validate test demo chaos bench docs upgrade clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,6 +33,16 @@ stack-status: ## say which stack services run
 
 stack-down: ## stop every process stack-up started
 	bash stack/stack.sh down
+
+quality: requirements ## lint and check formatting with ruff (configured in pyproject.toml); no service needed
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+
+format: requirements ## apply ruff's formatting and safe fixes (import order among them)
+	$(VPY) -m ruff check --fix .
+	$(VPY) -m ruff format .
+
+validate: quality test ## quality, then the whole suite: what CI runs
 
 test: requirements requirements-django42 docs stack-up ## docs (warnings as errors), then the suite on SQLite, PostgreSQL and MariaDB (Django 5.2) and on SQLite with Django 4.2
 	@failed=""; for db in $(DATABASES); do \
