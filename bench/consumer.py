@@ -1,5 +1,5 @@
 """
-Benchmark 5, consumer throughput (issue 7 §9): a hook for ``tests/consumer/bench_consumer.py``.
+Benchmark 5, consumer throughput: a hook for ``tests/consumer/bench_consumer.py``.
 
 That module (owned by the consumer work) measures events/s consumed and emitted with no-op
 receivers by our ``KafkaEventConsumer`` and by edx-event-bus-kafka's, on the same pre-filled topic
@@ -67,7 +67,7 @@ def ours_and_seed(result):
 
 
 def report(result):
-    title = "5. CONSUMER THROUGHPUT (issue 7 §9): events/s consumed and emitted, no-op receivers"
+    title = "5. CONSUMER THROUGHPUT: events/s consumed and emitted, no-op receivers"
     if not result.get("available"):
         return f"{title}\n   NOT RUN: {MODULE} does not exist yet; bench/consumer.py calls it once it does."
     if result.get("error"):
