@@ -1,5 +1,5 @@
 """
-Requirements 1 and 2: both wire formats in, the same signal data and metadata out.
+Both wire formats in, the same signal data and metadata out.
 
 Every shape of tests.factories goes through the real broker and registry, produced once by
 edx-event-bus-kafka's own producer and once as our relay sends it (``encode_message``).
