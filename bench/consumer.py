@@ -1,5 +1,5 @@
 """
-Benchmark 5, consumer throughput (issue 7 §9): a hook for ``tests/consumer/bench_consumer.py``.
+Benchmark 5, consumer throughput: a hook for ``tests/consumer/bench_consumer.py``.
 
 That module (owned by the consumer work) measures events/s consumed and emitted with no-op
 receivers by our ``KafkaEventConsumer`` and by edx-event-bus-kafka's, on the same pre-filled topic
@@ -60,26 +60,26 @@ def run(quick=False):
     return {"name": "consumer", "available": True, "n_events": n_events, "repeats": repeats, "figures": figures}
 
 
-def ours_and_seed(result):
+def ours_and_edx(result):
     """``(ours events/s, edx-event-bus-kafka events/s, ratio)`` from the module's figures, or Nones."""
     f = result.get("figures") or {}
     return (f.get("edx_event_bus_outbox_events_per_s"), f.get("edx_event_bus_kafka_events_per_s"), f.get("ratio"))
 
 
 def report(result):
-    title = "5. CONSUMER THROUGHPUT (issue 7 §9): events/s consumed and emitted, no-op receivers"
+    title = "5. CONSUMER THROUGHPUT: events/s consumed and emitted, no-op receivers"
     if not result.get("available"):
         return f"{title}\n   NOT RUN: {MODULE} does not exist yet; bench/consumer.py calls it once it does."
     if result.get("error"):
         return f"{title}\n   FAILED: {MODULE}.run raised:\n" + "\n".join(
             f"     {line}" for line in result["error"].splitlines())
-    ours, seed, ratio = ours_and_seed(result)
+    ours, edx, ratio = ours_and_edx(result)
     f = result["figures"]
     lines = [f"{title}; {MODULE}, {result['n_events']:,} events, median of {f.get('repeats', result['repeats'])} runs"]
     if ours is not None:
         lines += [
             f"   ours: KafkaEventConsumer                      {ours:9.0f} events/s",
-            f"   edx-event-bus-kafka KafkaEventConsumer        {seed:9.0f} events/s",
+            f"   edx-event-bus-kafka KafkaEventConsumer        {edx:9.0f} events/s",
             f"   ratio ours/edx-event-bus-kafka = {ratio:.2f}   (goal >= {GOAL_RATIO}: "
             f"{'MET' if ratio >= GOAL_RATIO else 'NOT MET'})",
         ]

@@ -1,5 +1,5 @@
 """
-Benchmark 2, relay drain rate (issue 4 §6): events per second from a backlog to acknowledged
+Benchmark 2, relay drain rate: events per second from a backlog to acknowledged
 Kafka messages, side by side in one run, the order of the contenders rotating per repetition.
 
 * ours           an in-process ``Relay(RelayOptions(until_empty=True))`` serving every lane, as
@@ -338,7 +338,7 @@ def report(result):
     goal = result["ratio_ours_over_edx"] >= 2.0
     complete = lambda name, n: "all" if min(c[name]) >= n else f"{min(c[name]):,}..{max(c[name]):,}"  # noqa: E731
     lines = [
-        f"2. RELAY DRAIN (issue 4 §6): events/s from a backlog of {result['events']:,} events; median of "
+        f"2. RELAY DRAIN: events/s from a backlog of {result['events']:,} events; median of "
         f"{result['reps']} repetitions (each contender stops after {result['cap_seconds']:.0f} s if not done; "
         f"events done per repetition in brackets)",
         f"   ours: in-process Relay, until_empty, batch 500       {r['ours']:8.0f} events/s"

@@ -1,5 +1,5 @@
 """
-Benchmark 3, commit-to-acknowledgement latency (issue 4 §5) on PostgreSQL.
+Benchmark 3, commit-to-acknowledgement latency on PostgreSQL.
 
 Four writer processes (``bench.latency_writer``) commit one event per transaction through our
 ``send()``, each at 125 events/s on an interleaved schedule, so 500 events/s in all, for ~20 s,
@@ -224,7 +224,7 @@ def report(result):
     row = lambda label, way: (f"   {label:<52} {result[way]['p50']:8.1f} {result[way]['p95']:8.1f} "  # noqa: E731
                               f"{result[way]['p99']:8.1f} {result[way]['max']:9.1f}")
     lines = [
-        f"3. LATENCY (issue 4 §5): commit -> broker acknowledgement, ms, at {result['rate']} events/s for "
+        f"3. LATENCY: commit -> broker acknowledgement, ms, at {result['rate']} events/s for "
         f"{result['seconds']} s ({result['writers']} writer processes, one event per transaction), relay subprocess "
         f"with LISTEN/NOTIFY; median over {result['reps']} repetitions of each percentile",
         f"   {'':<52} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>9}",

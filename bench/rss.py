@@ -1,5 +1,5 @@
 """
-Benchmark 4, the relay's memory (issue 4 §6): peak RSS of ``manage.py run_outbox_relay
+Benchmark 4, the relay's memory: peak RSS of ``manage.py run_outbox_relay
 --until-empty`` (a subprocess serving every lane, default settings, batch 500) while it drains a large
 backlog, at two backlog sizes (1,000,000 and 100,000 rows in full mode; 100,000 and 20,000 with
 ``--quick``), so that growth with the backlog would show.
@@ -123,7 +123,7 @@ def run(quick=False):
 
 
 def report(result):
-    lines = [f"4. RELAY RSS (issue 4 §6): peak resident memory of a run_outbox_relay subprocess draining a backlog"]
+    lines = [f"4. RELAY RSS: peak resident memory of a run_outbox_relay subprocess draining a backlog"]
     for r in result["runs"]:
         state = "all" if r["complete"] else f"{r['drained']:,} (stopped at the time cap)"
         lines.append(f"   backlog {r['backlog']:>9,}: peak RSS {r['peak_rss_mb']:6.1f} MB (VmHWM); RSS after "

@@ -1,5 +1,5 @@
 """
-Benchmark 1, the write path (issue 3 §4): what one event costs the request that emits it.
+Benchmark 1, the write path: what one event costs the request that emits it.
 
 Side by side, interleaved in every repetition (the order rotates), one event per transaction:
 
@@ -268,7 +268,7 @@ def report(result):
     m = result["medians_us"]
     goal = result["ratio_ours_over_edx"] <= 1.0
     lines = [
-        f"1. WRITE PATH (issue 3): µs per event, one event per transaction; median of {result['reps']} repetitions "
+        f"1. WRITE PATH: µs per event, one event per transaction; median of {result['reps']} repetitions "
         f"x {result['events_per_rep']} events (per-event median in each)",
         f"   ours: atomic + send() + COMMIT, NOTIFY trigger on   {m['ours']:8.1f} µs"
         f"   (send() call {result['ours_send_call_us']:.1f} + BEGIN/COMMIT {result['ours_commit_us']:.1f})",

@@ -26,3 +26,15 @@ class EventValidationError(OutboxError, ValueError):
             f"Event {event_type!r} for topic {topic!r} was not written: field {field!r} {problem}. "
             "Fix the data passed to send_event(); nothing was stored."
         )
+
+
+class CeleryNotInstalledError(OutboxError, ImportError):
+    """``edx_event_bus_outbox.tasks`` was imported where Celery, the package's ``[celery]`` extra, is missing."""
+
+    def __init__(self):
+        super().__init__(
+            "edx_event_bus_outbox.tasks needs Celery, which is not installed. Install the extra "
+            "(pip install 'edx-event-bus-outbox[celery]'), or run the relay as a process "
+            "(python manage.py run_outbox_relay), which needs no Celery.",
+            name="celery",
+        )

@@ -2,20 +2,30 @@
 Celery tasks, for deployments that cannot run the long-running ``run_outbox_relay`` process
 (ADR 0015's "non-worker" alternative). Schedule them with celery beat: see docs/celery.rst.
 
+Celery is the package's ``[celery]`` extra; without it, importing this module raises
+``CeleryNotInstalledError``.
+
 Both tasks are safe to run concurrently, on any number of workers: lane leases let one relay
 pass at a time publish a lane, and purging only deletes rows that are already sent.
 """
 from datetime import timedelta
 from typing import Optional
 
-from celery import shared_task
 from django.utils import timezone
 from openedx_events.tooling import load_all_signals
 
 from . import conf
+from .exceptions import CeleryNotInstalledError
 from .outbox.retention import purge_sent
 from .relay import store
 from .relay.relay import Relay, RelayOptions
+
+try:
+    from celery import shared_task
+except ModuleNotFoundError as error:  # Celery is an extra: only this module needs it.
+    if error.name != "celery":
+        raise  # Celery is there but broken (one of its own dependencies is missing): say so.
+    raise CeleryNotInstalledError() from error
 
 
 @shared_task(name="edx_event_bus_outbox.relay_outbox_batch")

@@ -199,7 +199,7 @@ class KafkaEventConsumer(EventBusConsumer):
         return record
 
     def _reject(self, msg, reason, error, exc, retries=0) -> str:
-        """Dead-letter the message if there is a topic for it, else log and skip it (as the seed does)."""
+        """Dead-letter the message if there is a topic for it, else log and skip it (as edx-event-bus-kafka does)."""
         monitoring.record_error(self._run_context, exc, msg)
         if self._dead_letters:
             delivered = self._dead_letters.send(msg, reason=reason, error=error)

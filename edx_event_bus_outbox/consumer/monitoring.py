@@ -33,7 +33,7 @@ def _safe_values(headers, name):
 
 
 def message_attributes(run_context, msg):
-    """The seed's per-poll attributes; ``msg`` is None when the poll returned nothing."""
+    """The per-poll attributes edx-event-bus-kafka's consumer sets; ``msg`` is None when the poll returned nothing."""
     try:
         # .. custom_attribute_name: kafka_topic
         # .. custom_attribute_description: The full topic of the message or error.
@@ -107,7 +107,7 @@ def audit_done(msg, outcome):
 
 
 def record_error(run_context, error, msg=None):
-    """Log an error with where it happened (no payload) and report it to the APM, as the seed does."""
+    """Log an error with where it happened (no payload) and report it to the APM, as edx-event-bus-kafka does."""
     where = describe(msg) if msg is not None else "no event available"
     try:
         raise error

@@ -1,6 +1,5 @@
-# The consumer inbox (deduplication per consumer group, event and receiver).
-# Named 0004 as planned, but it follows 0004_notify_trigger, which took the slot first, so that
-# the migration graph stays linear.
+# The consumer inbox: which receivers of which consumer group already handled an event, so
+# that EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE can skip them when the event is delivered again.
 
 from django.db import migrations, models
 

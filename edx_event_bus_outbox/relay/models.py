@@ -7,7 +7,7 @@ class RelayLease(models.Model):
     One row per lane. The relay holding an unexpired lease is the only one that publishes
     the lane's rows; ``token`` changes on every takeover and is re-checked before each batch
     (fencing), so a relay that was paused past its expiry cannot publish or mark anything.
-    See docs/decisions/0002-leases.rst.
+    See docs/decisions/0002-leases-and-fencing.rst.
     """
 
     lane = models.CharField(max_length=255, primary_key=True)

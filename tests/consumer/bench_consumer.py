@@ -37,7 +37,7 @@ def run(n_events: int = 5000, topic_prefix: str = "bench", repeats: int = 5) -> 
         runs = {"edx_event_bus_outbox": [], "edx_event_bus_kafka": []}
         for _ in range(repeats):
             runs["edx_event_bus_outbox"].append(_measure(_ours, base_topic, full_topic, n_events))
-            runs["edx_event_bus_kafka"].append(_measure(_seed, base_topic, full_topic, n_events))
+            runs["edx_event_bus_kafka"].append(_measure(_edx_event_bus_kafka, base_topic, full_topic, n_events))
     wall = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
     cpu = {name: statistics.median(rate for _, rate in results) for name, results in runs.items()}
     return {
@@ -112,7 +112,7 @@ def _ours(base_topic, group):
     return consumer, consumer.stop
 
 
-def _seed(base_topic, group):
+def _edx_event_bus_kafka(base_topic, group):
     # pylint: disable=import-outside-toplevel
     from edx_event_bus_kafka import KafkaEventConsumer
 

@@ -1,5 +1,5 @@
 """
-Requirements 3 and 8: offsets are committed only after processing; a crash replays, never skips;
+Offsets are committed only after processing; a crash replays, never skips;
 SIGTERM finishes the current message, commits and exits within seconds.
 
 These run ``python manage.py consume_events`` in a subprocess, as in production.

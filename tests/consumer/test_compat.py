@@ -1,5 +1,5 @@
 """
-Requirements 1 and 2: both wire formats in, the same signal data and metadata out.
+Both wire formats in, the same signal data and metadata out.
 
 Every shape of tests.factories goes through the real broker and registry, produced once by
 edx-event-bus-kafka's own producer and once as our relay sends it (``encode_message``).
@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from django.test import override_settings
 from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
-from edx_event_bus_kafka import create_producer as create_seed_producer
+from edx_event_bus_kafka import create_producer as create_edx_producer
 
 from edx_event_bus_outbox.kafka.config import schema_registry_client
 from edx_event_bus_outbox.kafka.headers import headers_from_metadata
@@ -56,10 +56,11 @@ def test_consumes_what_edx_event_bus_kafka_produces(topic, kafka_stack):
     metadatas = [metadata_for(signal) for signal, _, _ in events]
     with override_settings(EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=kafka_stack.bootstrap_servers,
                            EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=kafka_stack.registry_url):
-        seed = create_seed_producer()
+        edx_producer = create_edx_producer()
         for (signal, key_field, data), metadata in zip(events, metadatas):
-            seed.send(signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata)
-        seed.prepare_for_shutdown()
+            edx_producer.send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
+                              event_metadata=metadata)
+        edx_producer.prepare_for_shutdown()
 
     received = Received()
     with connected(received, *_signals(events)):
@@ -149,18 +150,18 @@ def test_the_local_schema_is_the_reader_schema(topic, kafka_stack, caplog):
 
 
 def test_values_read_exactly_as_edx_event_bus_kafkas_avro_deserializer_reads_them(topic, kafka_stack):
-    # The consumer decodes with fastavro directly (ADR 7); it must agree with the seed's
+    # The consumer decodes with fastavro directly (ADR 7); it must agree with edx-event-bus-kafka's
     # AvroDeserializer(schema_str=<local schema>) on every shape, and on an evolved schema.
     from edx_event_bus_kafka.internal.consumer import get_deserializer  # pylint: disable=import-outside-toplevel
 
     cases = [(signal, encoded(signal, key_field, data, topic).value) for signal, key_field, data in sample_events()]
     cases.append((XBLOCK_PUBLISHED, _older_value(topic, XBlockDataFactory())))
-    # The seed's deserializer, given our registry client: the same client with a request timeout.
+    # edx-event-bus-kafka's deserializer, given our registry client: the same client with a request timeout.
     # confluent-kafka 2.16's deserializer asks the registry for subject associations, which
     # Apicurio answers with 404 -- and once in a CI run, not at all; without a timeout that hung
     # the suite, with one the client retries the request.
     with override_settings(EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=kafka_stack.registry_url):
         for signal, value in cases:
-            seeds = get_deserializer(signal, schema_registry_client())(
+            theirs = get_deserializer(signal, schema_registry_client())(
                 value, SerializationContext(topic, MessageField.VALUE, []))
-            assert value_reader(signal)(value) == seeds
+            assert value_reader(signal)(value) == theirs

@@ -1,5 +1,5 @@
 """
-Requirement 6: with EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE, a receiver that handled an event for a
+With EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE, a receiver that handled an event for a
 consumer group is never called again for it; the inbox is purged in bounded batches.
 """
 from datetime import timedelta

@@ -1,5 +1,5 @@
 """
-Requirement 1: what edx-event-bus-kafka's consumer does, this one does too -- kill switch,
+What edx-event-bus-kafka's consumer does, this one does too -- kill switch,
 errors limit, monitoring attributes and traces, audit log lines, a database reconnect and a
 RequestCache reset before each message.
 """
@@ -64,7 +64,7 @@ def test_a_success_resets_the_consecutive_errors_count(topic, settings):
 
 
 @pytest.mark.kafka
-def test_monitoring_attributes_and_traces_match_the_seed(topic, monkeypatch):
+def test_monitoring_attributes_and_traces_match_edx_event_bus_kafka(topic, monkeypatch):
     [metadata] = produce_events(topic, [enrollment_event()], partition=1)
     attributes, traces = [], []
     monkeypatch.setattr(monitoring, "set_custom_attribute", lambda name, value: attributes.append((name, value)))

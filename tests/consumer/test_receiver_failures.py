@@ -1,5 +1,5 @@
 """
-Requirement 4: failed receivers are retried (alone) with backoff; then the message goes to the
+Failed receivers are retried (alone) with backoff; then the message goes to the
 dead-letter topic with its original key, value and headers, or is logged and skipped; and
 consumption continues. The offset is committed only once that is done.
 """

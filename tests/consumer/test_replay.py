@@ -1,5 +1,5 @@
 """
-Requirement 7: ``--extra '{"offset_time": ...}'`` replays from that time and keeps consuming; a
+``--extra '{"offset_time": ...}'`` replays from that time and keeps consuming; a
 timestamp without timezone is read as UTC, and the log says so.
 """
 import logging

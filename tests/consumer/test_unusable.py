@@ -1,5 +1,5 @@
 """
-Requirement 5: unusable messages never stop the consumer. Each kind is sent to the real broker,
+Unusable messages never stop the consumer. Each kind is sent to the real broker,
 followed by a good event; each is dead-lettered (or logged and skipped) without its payload.
 """
 import logging

@@ -9,8 +9,8 @@ import threading
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.db import transaction
-from edx_event_bus_kafka import KafkaEventConsumer as SeedConsumer
-from edx_event_bus_kafka import create_producer as create_seed_producer
+from edx_event_bus_kafka import KafkaEventConsumer as EdxConsumer
+from edx_event_bus_kafka import create_producer as create_edx_producer
 from openedx_events.data import EventsMetadata
 
 from edx_event_bus_outbox import create_producer
@@ -22,29 +22,29 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
 
 @pytest.mark.parametrize("index", range(len(sample_events())))
-def test_our_relay_and_the_seed_producer_write_identical_messages(index, kafka_stack, topic):
+def test_our_relay_and_the_edx_producer_write_identical_messages(index, kafka_stack, topic):
     signal, key_field, data = sample_events()[index]
     metadata = EventsMetadata(event_type=signal.event_type)
-    theirs = f"{topic}-seed"
+    theirs = f"{topic}-edx"
     kafka_stack.create_topic(theirs, partitions=3)
 
-    seed = create_seed_producer()
-    seed.send(signal=signal, topic=theirs, event_key_field=key_field, event_data=data, event_metadata=metadata)
-    seed.prepare_for_shutdown()
+    edx_producer = create_edx_producer()
+    edx_producer.send(signal=signal, topic=theirs, event_key_field=key_field, event_data=data, event_metadata=metadata)
+    edx_producer.prepare_for_shutdown()
     with transaction.atomic():
         create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
                                event_metadata=metadata)
     drain(topic)
 
     (ours_msg,) = kafka_stack.read_all(topic, expected=1)
-    (seed_msg,) = kafka_stack.read_all(theirs, expected=1)
-    assert ours_msg.key() == seed_msg.key()
-    assert ours_msg.value() == seed_msg.value()
-    assert ours_msg.headers() == seed_msg.headers()
-    assert ours_msg.partition() == seed_msg.partition()  # same key bytes, same partitioner
+    (edx_msg,) = kafka_stack.read_all(theirs, expected=1)
+    assert ours_msg.key() == edx_msg.key()
+    assert ours_msg.value() == edx_msg.value()
+    assert ours_msg.headers() == edx_msg.headers()
+    assert ours_msg.partition() == edx_msg.partition()  # same key bytes, same partitioner
 
 
-def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
+def test_edx_event_bus_kafkas_consumer_reads_what_our_relay_produced(kafka_stack, topic):
     signal, key_field, data = enrollment_event()
     sent_metadata = EventsMetadata(event_type=signal.event_type)
     with transaction.atomic():
@@ -52,10 +52,10 @@ def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
                                event_metadata=sent_metadata)
     drain(topic)
 
-    group = f"seed-{topic}"
+    group = f"edx-{topic}"
     _start_group_at_beginning(kafka_stack, topic, group)
-    consumer = SeedConsumer(topic, group)
-    # Our registry client: the seed's, plus a request timeout (see tests/consumer/test_compat.py).
+    consumer = EdxConsumer(topic, group)
+    # Our registry client: edx-event-bus-kafka's, plus a request timeout (see tests/consumer/test_compat.py).
     consumer.schema_registry_client = schema_registry_client()
     received = []
 
@@ -63,7 +63,7 @@ def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
         received.append(kwargs)
         consumer._shut_down()  # pylint: disable=protected-access
 
-    signal.connect(receiver, weak=False, dispatch_uid="seed-compat")
+    signal.connect(receiver, weak=False, dispatch_uid="edx-compat")
     thread = threading.Thread(target=consumer.consume_indefinitely, daemon=True)
     try:
         thread.start()
@@ -71,7 +71,7 @@ def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
     finally:
         consumer._shut_down()  # pylint: disable=protected-access
         thread.join(timeout=15)
-        signal.disconnect(dispatch_uid="seed-compat")
+        signal.disconnect(dispatch_uid="edx-compat")
 
     assert len(received) == 1, "edx-event-bus-kafka's consumer did not fire the signal"
     assert received[0]["enrollment"] == data["enrollment"]
@@ -80,7 +80,7 @@ def test_the_seed_consumer_reads_what_our_relay_produced(kafka_stack, topic):
 
 
 def _start_group_at_beginning(kafka_stack, topic, group):
-    """The seed consumer starts a new group at the latest offset; commit offset 0 for it first."""
+    """edx-event-bus-kafka's consumer starts a new group at the latest offset; commit offset 0 for it first."""
     consumer = Consumer({"bootstrap.servers": kafka_stack.bootstrap_servers, "group.id": group})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
