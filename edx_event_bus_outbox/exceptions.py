@@ -26,3 +26,12 @@ class EventValidationError(OutboxError, ValueError):
             f"Event {event_type!r} for topic {topic!r} was not written: field {field!r} {problem}. "
             "Fix the data passed to send_event(); nothing was stored."
         )
+
+
+class TopicNotReadyError(OutboxError):
+    """A Kafka topic could not be created, or its partitions got no leader in time."""
+
+    def __init__(self, topics, problem):
+        self.topics = topics
+        self.problem = problem
+        super().__init__(f"Kafka topic {topics!r} {problem}.")

@@ -1,6 +1,12 @@
 """Small helpers for tests that talk to the real broker and registry."""
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from edx_event_bus_outbox.kafka.topics import create_topics
+
+# Seconds a registry request may take: without a timeout the client waits forever for an answer.
+REGISTRY_TIMEOUT = 10
 
 
 class StackClients:
@@ -10,8 +16,12 @@ class StackClients:
         self.admin = AdminClient({"bootstrap.servers": bootstrap_servers})
 
     def create_topic(self, name, partitions=1):
-        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        futures[name].result(timeout=30)
+        """A new topic whose partitions all have leaders, so it can be used at once."""
+        create_topics({"bootstrap.servers": self.bootstrap_servers}, {name: partitions})
+
+    def registry(self):
+        """A schema registry client whose requests time out."""
+        return SchemaRegistryClient({"url": self.registry_url, "timeout": REGISTRY_TIMEOUT})
 
     def read_all(self, topic, expected=None, timeout=30.0):
         """Every message of a topic from the beginning; stops at ``expected`` messages or the end."""
