@@ -67,7 +67,7 @@ class Relays:
         alive = [p for p in self.processes if p.poll() is None]
         victim = rng.choice(alive)
         victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        victim.wait(timeout=30)
         self.start()
 
     def stop_all(self):
@@ -75,7 +75,11 @@ class Relays:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()  # a relay that ignores SIGTERM must not outlive the run
+                process.wait(timeout=30)
 
 
 def stack(action, service):

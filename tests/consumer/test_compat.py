@@ -58,7 +58,7 @@ def test_consumes_what_edx_event_bus_kafka_produces(topic, kafka_stack):
         seed = create_seed_producer()
         for (signal, key_field, data), metadata in zip(events, metadatas):
             seed.send(signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata)
-        seed.prepare_for_shutdown()
+        assert seed.producer.flush(30) == 0  # its prepare_for_shutdown() flushes without a time limit
 
     received = Received()
     with connected(received, *_signals(events)):
