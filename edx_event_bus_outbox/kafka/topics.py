@@ -5,7 +5,7 @@ A topic the broker has just accepted is not usable yet: until the controller has
 a leader for every partition and that broker serves it, produce, ListOffsets and offset
 commits fail with ``NOT_LEADER_FOR_PARTITION`` or ``UNKNOWN_TOPIC_OR_PART``. On a fresh
 broker this window is long enough to break the first run of anything that creates a topic
-and uses it at once (see docs/decisions/0008-bounded-waits.rst). Everything that creates a
+and uses it at once (see docs/decisions/0009-bounded-waits.rst). Everything that creates a
 topic -- tests, the demo, the benchmarks, chaos, the stack smoke check -- goes through
 ``create_topics``.
 
