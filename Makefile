@@ -45,11 +45,11 @@ format: requirements ## apply ruff's formatting and safe fixes (import order amo
 validate: quality test ## quality, then the whole suite: what CI runs
 
 test: requirements requirements-django42 docs stack-up ## docs (warnings as errors), then the suite on SQLite, PostgreSQL and MariaDB (Django 5.2) and on SQLite with Django 4.2
-	@failed=""; for db in $(DATABASES); do \
-	    echo "==================== tests on $$db, Django 5.2 ===================="; \
+	@failed=""; started=$${CI_STARTED_AT:-$$(date +%s)}; for db in $(DATABASES); do \
+	    echo "==================== tests on $$db, Django 5.2 (at $$(( $$(date +%s) - started ))s) ===================="; \
 	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
 	done; \
-	echo "==================== tests on sqlite, Django 4.2 ===================="; \
+	echo "==================== tests on sqlite, Django 4.2 (at $$(( $$(date +%s) - started ))s) ===================="; \
 	OUTBOX_TEST_DB=sqlite $(VENV42)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed sqlite/django4.2"; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
 

@@ -43,6 +43,8 @@ def setup_django():
     call_command("migrate", run_syncdb=True, verbosity=0)
     from openedx_events.tooling import load_all_signals  # pylint: disable=import-outside-toplevel
     load_all_signals()
+    from tests.kafka_tools import give_edx_event_bus_kafka_our_registry_client  # pylint: disable=import-outside-toplevel
+    give_edx_event_bus_kafka_our_registry_client()  # edx-event-bus-kafka's own client has no request timeout
     setup_django.done = True
 
 
@@ -94,6 +96,16 @@ def child_env(**extra):
     env.pop("OUTBOX_TEST_DB_NAME", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def first_line(process, what, timeout=60.0):
+    """A child's first line of output; kills it and raises if it prints none within ``timeout`` seconds."""
+    import select  # pylint: disable=import-outside-toplevel
+    if not select.select([process.stdout], [], [], timeout)[0]:
+        process.kill()
+        process.wait(30)
+        raise RuntimeError(f"{what} printed nothing within {timeout:g}s")
+    return process.stdout.readline().strip()
 
 
 # ---------------------------------------------------------------- events
@@ -189,19 +201,10 @@ def topic_name(purpose):
 
 
 def create_topic(name, partitions=PARTITIONS, config=None):
-    from confluent_kafka.admin import AdminClient, NewTopic  # pylint: disable=import-outside-toplevel
-    admin = AdminClient({"bootstrap.servers": kafka_settings()[0]})
-    new = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
-    admin.create_topics([new])[name].result(timeout=30)
+    """A new topic whose partitions all have leaders, so the first produce does not wait or fail."""
+    from edx_event_bus_outbox.kafka.topics import create_topics  # pylint: disable=import-outside-toplevel
+    create_topics({"bootstrap.servers": kafka_settings()[0]}, {name: partitions}, topic_config=config)
     _created_topics.append(name)
-    # Wait until the new topic's partitions have leaders, so the first produce does not wait.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        meta = admin.list_topics(name, timeout=10).topics.get(name)
-        if meta and meta.error is None and len(meta.partitions) == partitions and all(
-                p.leader >= 0 for p in meta.partitions.values()):
-            return name
-        time.sleep(0.1)
     return name
 
 

@@ -50,7 +50,7 @@ def _start_reader(topic, out_path):
     process = subprocess.Popen(  # pylint: disable=consider-using-with
         [sys.executable, "-m", "bench.ack_reader", common.kafka_settings()[0], topic, str(out_path)],
         cwd=ROOT, env=common.child_env(), stdout=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "ready":
+    if common.first_line(process, "the latency reader") != "ready":
         raise RuntimeError("the latency reader did not start")
     return process
 
@@ -143,8 +143,12 @@ def measure(topic, seconds, writer, workdir, tag):
     finally:
         relay.send_signal(signals.SIGTERM)
         reader.send_signal(signals.SIGTERM)
-        relay.wait(60)
-        reader.wait(30)
+        for process, patience in ((relay, 60), (reader, 30)):
+            try:
+                process.wait(patience)
+            except subprocess.TimeoutExpired:
+                process.kill()  # it ignored SIGTERM: never leave it running, never wait for ever
+                process.wait(30)
     sent_at = dict(common.execute(
         "SELECT event_id::text, extract(epoch from sent_at) FROM edx_event_bus_outbox_event "
         "WHERE topic = %s AND event_id = ANY(%s::uuid[])", [topic, list(commits)], fetch=True))

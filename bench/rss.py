@@ -76,6 +76,8 @@ def measure(topic, backlog, cap_seconds):
         if not capped and time.perf_counter() - start > cap_seconds:
             process.send_signal(signals.SIGTERM)
             capped = True
+        elif capped and time.perf_counter() - start > cap_seconds + 120:
+            process.kill()  # it ignored SIGTERM for two minutes: never wait for ever
         time.sleep(0.2)
     elapsed = time.perf_counter() - start
     process.returncode = 0

@@ -178,7 +178,7 @@ def run(quick=False):
     pool = common.make_event_data(200)
 
     listener = subprocess.Popen([sys.executable, "-c", LISTENER, _pg_url()], stdout=subprocess.PIPE, text=True)
-    listener.stdout.readline()
+    common.first_line(listener, "the LISTEN process")
     try:
         # Warm every path: imports, registry look-ups and serializer caches, connections, plans.
         warm = _events(variants, pool, 200)

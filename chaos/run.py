@@ -67,7 +67,7 @@ class Relays:
         alive = [p for p in self.processes if p.poll() is None]
         victim = rng.choice(alive)
         victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        victim.wait(timeout=30)
         self.start()
 
     def stop_all(self):
@@ -75,7 +75,11 @@ class Relays:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()  # a relay that ignores SIGTERM must not outlive the run
+                process.wait(timeout=30)
 
 
 def stack(action, service):
@@ -140,7 +144,7 @@ def main(argv=None):
     ledger = Ledger()
     keys = list(range(args.keys))
     pause = args.duration / args.transactions
-    writers = [threading.Thread(target=run_writer,
+    writers = [threading.Thread(target=run_writer, daemon=True,  # daemon: a stuck writer cannot keep us alive
                                 args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger, pause))
                for n in range(2)]
     relays = Relays(args, topic, log_dir)
@@ -157,7 +161,8 @@ def main(argv=None):
                   f"({len(ledger.committed)} committed so far)", flush=True)
             inject(action, relays, args, rng)
         for writer in writers:
-            writer.join()
+            writer.join(timeout=args.duration * 4 + 120)
+        writers_finished = not any(writer.is_alive() for writer in writers)
         print(f"  writers done: {len(ledger.committed)} committed, {len(ledger.rolled_back)} rolled back, "
               f"{len(ledger.raised)} raised, {len(ledger.uncertain)} uncertain; draining", flush=True)
         drained = wait_until_drained(args.drain_timeout)
@@ -171,7 +176,7 @@ def main(argv=None):
                     rolled_back_ids=ledger.rolled_back | ledger.raised)
     duplicates_bound = (relays.started + args.faults) * args.batch_size
     result = {
-        "run": run_id, "seed": args.seed, "db": args.db, "drained": drained,
+        "run": run_id, "seed": args.seed, "db": args.db, "writers_finished": writers_finished, "drained": drained,
         "committed": len(certain), "rolled_back": len(ledger.rolled_back), "raised": len(ledger.raised),
         "uncertain": len(ledger.uncertain), "uncertain_published": len(ledger.uncertain & published_ids),
         "published": len(published_ids), "lost": len(verdict.lost), "phantom": len(verdict.phantom),
@@ -179,7 +184,7 @@ def main(argv=None):
         "stale_last": len(verdict.stale_last), "relays_started": relays.started,
         "seconds": round(time.monotonic() - started, 1),
     }
-    passed = drained and verdict.ok() and verdict.duplicates <= duplicates_bound
+    passed = writers_finished and drained and verdict.ok() and verdict.duplicates <= duplicates_bound
     result["passed"] = passed
     print("  " + " ".join(f"{k}={v}" for k, v in result.items()), flush=True)
     if args.report:

@@ -38,3 +38,12 @@ class CeleryNotInstalledError(OutboxError, ImportError):
             "(python manage.py run_outbox_relay), which needs no Celery.",
             name="celery",
         )
+
+
+class TopicNotReadyError(OutboxError):
+    """A Kafka topic could not be created, or its partitions got no leader in time."""
+
+    def __init__(self, topics, problem):
+        self.topics = topics
+        self.problem = problem
+        super().__init__(f"Kafka topic {topics!r} {problem}.")

@@ -16,11 +16,12 @@ import uuid
 from urllib.parse import urlparse
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from edx_event_bus_outbox.kafka.topics import create_topics
 
 ENV_FILE = pathlib.Path(__file__).resolve().parent.parent / ".stack" / "env"
 env = dict(
@@ -31,9 +32,9 @@ env = dict(
 def check_kafka_and_registry():
     bootstrap = env["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"]
     topic = "smoke-" + uuid.uuid4().hex[:8]
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the future resolves
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
-    registry = SchemaRegistryClient({"url": env["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"]})
+    create_topics({"bootstrap.servers": bootstrap}, {topic: 1})  # returns once its partition has a leader
+    # A timeout, or a request the registry never answers blocks the check for ever.
+    registry = SchemaRegistryClient({"url": env["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"], "timeout": 10})
     namespace = "smoke.n" + uuid.uuid4().hex[:6]
 
     def record(*fields):

@@ -15,6 +15,10 @@ from django.conf import settings
 
 from tests import kafka_tools
 
+# Seconds a test that stops or restarts a stack service may take (setup.cfg bounds the others):
+# a broker restart alone can take a minute on a loaded CI machine.
+STACK_RESTART_TIMEOUT = 600
+
 
 def _reachable(host_port: str) -> bool:
     host, _, port = host_port.rpartition(":")
@@ -48,6 +52,12 @@ def kafka_stack():
     return kafka_tools.StackClients(settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL)
 
 
+@pytest.fixture(autouse=True)
+def _edx_event_bus_kafka_registry_client_times_out(monkeypatch):
+    """Compatibility tests run edx-event-bus-kafka; its registry client must time out too."""
+    kafka_tools.give_edx_event_bus_kafka_our_registry_client(monkeypatch.setattr)
+
+
 @pytest.fixture
 def topic(kafka_stack):
     """A fresh three-partition topic, so that per-key partition placement is really exercised."""
@@ -67,6 +77,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
             item.fixturenames.append("kafka_stack")
+        if "stack_restart" in item.keywords and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(STACK_RESTART_TIMEOUT))
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -1,6 +1,12 @@
 """Small helpers for tests that talk to the real broker and registry."""
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from edx_event_bus_outbox.kafka.topics import create_topics
+
+# Seconds a registry request may take: without a timeout the client waits forever for an answer.
+REGISTRY_TIMEOUT = 10
 
 
 class StackClients:
@@ -10,8 +16,18 @@ class StackClients:
         self.admin = AdminClient({"bootstrap.servers": bootstrap_servers})
 
     def create_topic(self, name, partitions=1):
-        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        futures[name].result(timeout=30)
+        """A new topic whose partitions all have leaders, so it can be used at once."""
+        create_topics({"bootstrap.servers": self.bootstrap_servers}, {name: partitions})
+
+    def registry(self):
+        """A schema registry client whose requests time out."""
+        return SchemaRegistryClient({"url": self.registry_url, "timeout": REGISTRY_TIMEOUT})
+
+    def set_group_offsets(self, group, topic, offset):
+        """Commit ``offset`` on every partition of ``topic`` for ``group``, which must have no members."""
+        partitions = self.admin.list_topics(topic, timeout=10).topics[topic].partitions
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, offset) for p in partitions])
+        self.admin.alter_consumer_group_offsets([request], request_timeout=30)[group].result(timeout=40)
 
     def read_all(self, topic, expected=None, timeout=30.0):
         """Every message of a topic from the beginning; stops at ``expected`` messages or the end."""
@@ -51,3 +67,22 @@ def stack_service(action, service):
     from pathlib import Path  # pylint: disable=import-outside-toplevel
     script = Path(__file__).resolve().parent.parent / "stack" / "stack.sh"
     subprocess.run(["bash", str(script), action, service], check=True, capture_output=True, timeout=300)
+
+
+SEED_MODULES_WITH_A_REGISTRY_CLIENT = ("edx_event_bus_kafka.internal.producer", "edx_event_bus_kafka.internal.consumer")
+
+
+def give_edx_event_bus_kafka_our_registry_client(set_attribute=setattr):
+    """
+    Make edx-event-bus-kafka's producer and consumer use our schema registry client.
+
+    Theirs is built without a request timeout, so a request the registry never answers
+    blocks for ever (it hung a CI run); ours is the same client with
+    ``EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS``. Tests pass ``monkeypatch.setattr``;
+    the benchmarks patch for the whole process.
+    """
+    import importlib  # pylint: disable=import-outside-toplevel
+
+    from edx_event_bus_outbox.kafka.config import schema_registry_client  # pylint: disable=import-outside-toplevel
+    for name in SEED_MODULES_WITH_A_REGISTRY_CLIENT:
+        set_attribute(importlib.import_module(name), "get_schema_registry_client", schema_registry_client)

@@ -14,6 +14,7 @@ from tests.outbox_tools import ROOT
 pytestmark = [pytest.mark.kafka, pytest.mark.stack_restart, pytest.mark.server_database]
 
 
+@pytest.mark.timeout(960)  # the run's own limit (900 s) fails first, with its verdict
 def test_small_chaos_run_loses_nothing_publishes_no_phantom_and_never_reorders(kafka_stack, tmp_path):
     report = tmp_path / "chaos.jsonl"
     result = subprocess.run(

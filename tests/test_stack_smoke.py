@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, topic_record_subject_name_strategy
+from confluent_kafka.schema_registry import Schema, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -23,7 +23,7 @@ def _record(namespace, *fields):
 
 
 def test_avro_round_trip_through_the_real_broker_and_registry(kafka_stack, topic):
-    registry = SchemaRegistryClient({"url": kafka_stack.registry_url})
+    registry = kafka_stack.registry()
     namespace = f"smoke.n{uuid.uuid4().hex[:8]}"
     schema = _record(namespace, {"name": "id", "type": "string"}, {"name": "n", "type": "int"})
     strategy = {"subject.name.strategy": topic_record_subject_name_strategy}
@@ -42,7 +42,7 @@ def test_avro_round_trip_through_the_real_broker_and_registry(kafka_stack, topic
 
 
 def test_registry_refuses_an_incompatible_schema_and_accepts_a_compatible_one(kafka_stack):
-    registry = SchemaRegistryClient({"url": kafka_stack.registry_url})
+    registry = kafka_stack.registry()
     namespace = f"smoke.n{uuid.uuid4().hex[:8]}"
     subject = f"smoke-{namespace}"
     registry.register_schema(subject, Schema(_record(namespace, {"name": "id", "type": "string"}), "AVRO"))

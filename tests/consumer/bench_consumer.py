@@ -67,15 +67,14 @@ def _setup_django():
 
 def _fill(base_topic, full_topic, n_events):
     from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
-    from confluent_kafka.admin import AdminClient, NewTopic  # pylint: disable=import-outside-toplevel
     from django.conf import settings  # pylint: disable=import-outside-toplevel
 
+    from edx_event_bus_outbox.kafka.topics import create_topics  # pylint: disable=import-outside-toplevel
     from tests.consumer.helpers import encoded  # pylint: disable=import-outside-toplevel
     from tests.factories import enrollment_event  # pylint: disable=import-outside-toplevel
 
     servers = settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS
-    admin = AdminClient({"bootstrap.servers": servers})
-    admin.create_topics([NewTopic(full_topic, num_partitions=3, replication_factor=1)])[full_topic].result(30)
+    create_topics({"bootstrap.servers": servers}, {full_topic: 3})
     producer = Producer({"bootstrap.servers": servers, "linger.ms": 20})
     for _ in range(n_events):  # distinct events (ids, users, courses), as our relay would send them
         message = encoded(*enrollment_event(), base_topic)
@@ -94,16 +93,10 @@ def _quiet_logging():
 
 
 def _start_group_at_beginning(full_topic, group):
-    from confluent_kafka import Consumer, TopicPartition  # pylint: disable=import-outside-toplevel
     from django.conf import settings  # pylint: disable=import-outside-toplevel
 
-    consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, "group.id": group,
-                         "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(full_topic, timeout=10).topics[full_topic].partitions
-        consumer.commit(offsets=[TopicPartition(full_topic, p, 0) for p in partitions], asynchronous=False)
-    finally:
-        consumer.close()
+    from tests.kafka_tools import StackClients  # pylint: disable=import-outside-toplevel
+    StackClients(settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, None).set_group_offsets(group, full_topic, offset=0)
 
 
 def _ours(base_topic, group):
@@ -116,11 +109,9 @@ def _edx_event_bus_kafka(base_topic, group):
     # pylint: disable=import-outside-toplevel
     from edx_event_bus_kafka import KafkaEventConsumer
 
-    from edx_event_bus_outbox.kafka.config import schema_registry_client
+    from tests.kafka_tools import give_the_seed_our_registry_client
+    give_the_seed_our_registry_client()  # a registry request Apicurio never answers must not hang the benchmark
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
-    # Ours is its client plus a request timeout: a registry request Apicurio never answers must
-    # not hang the benchmark (see tests/consumer/test_compat.py).
-    consumer.schema_registry_client = schema_registry_client()
     return consumer, consumer._shut_down  # pylint: disable=protected-access
 
 

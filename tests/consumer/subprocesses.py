@@ -49,6 +49,6 @@ def stop(process, timeout=15.0):
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
+        output, _ = process.communicate(timeout=10)
         raise AssertionError(f"consumer did not exit within {timeout}s of SIGTERM:\n{output}")
     return output

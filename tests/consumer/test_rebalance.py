@@ -48,7 +48,7 @@ def _cleanup(*processes):
     for process in processes:
         if process is not None and process.poll() is None:
             process.kill()
-            process.communicate()
+            process.communicate(timeout=10)
 
 
 @pytest.mark.parametrize("strategy, commit_interval", [

@@ -24,6 +24,7 @@ from tests.consumer.helpers import (
     run_until,
 )
 from tests.factories import enrollment_event
+from tests.kafka_tools import REGISTRY_TIMEOUT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
@@ -103,7 +104,7 @@ def test_an_unreachable_registry_is_waited_out_never_skipped(topic, settings, mo
     # with the errors limit, exits without committing it.
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 3
     produce_events(topic, [(enrollment_event())], partition=0)
-    unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0})
+    unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0, "timeout": REGISTRY_TIMEOUT})
     monkeypatch.setattr(decoding, "schema_registry_client", lambda: unreachable)
     decoding.writer_schema.cache_clear()
     received, group = Received(), new_group()
@@ -115,7 +116,7 @@ def test_an_unreachable_registry_is_waited_out_never_skipped(topic, settings, mo
 
 def test_consumption_resumes_once_the_registry_is_back(topic, monkeypatch):
     [metadata] = produce_events(topic, [enrollment_event()], partition=0)
-    unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0})
+    unreachable = SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0, "timeout": REGISTRY_TIMEOUT})
     real = decoding.schema_registry_client
     attempts = []
 

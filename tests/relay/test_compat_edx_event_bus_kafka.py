@@ -7,14 +7,12 @@ Wire compatibility with edx-event-bus-kafka 6.x, installed in the test environme
 import threading
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from django.db import transaction
 from edx_event_bus_kafka import KafkaEventConsumer as EdxConsumer
 from edx_event_bus_kafka import create_producer as create_edx_producer
 from openedx_events.data import EventsMetadata
 
 from edx_event_bus_outbox import create_producer
-from edx_event_bus_outbox.kafka.config import schema_registry_client
 from tests.factories import enrollment_event, sample_events
 from tests.outbox_tools import drain
 
@@ -30,7 +28,7 @@ def test_our_relay_and_the_edx_producer_write_identical_messages(index, kafka_st
 
     edx_producer = create_edx_producer()
     edx_producer.send(signal=signal, topic=theirs, event_key_field=key_field, event_data=data, event_metadata=metadata)
-    edx_producer.prepare_for_shutdown()
+    assert edx_producer.producer.flush(30) == 0  # its prepare_for_shutdown() flushes without a time limit
     with transaction.atomic():
         create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
                                event_metadata=metadata)
@@ -53,10 +51,8 @@ def test_edx_event_bus_kafkas_consumer_reads_what_our_relay_produced(kafka_stack
     drain(topic)
 
     group = f"edx-{topic}"
-    _start_group_at_beginning(kafka_stack, topic, group)
-    consumer = EdxConsumer(topic, group)
-    # Our registry client: edx-event-bus-kafka's, plus a request timeout (see tests/consumer/test_compat.py).
-    consumer.schema_registry_client = schema_registry_client()
+    kafka_stack.set_group_offsets(group, topic, offset=0)  # edx-event-bus-kafka's consumer starts a new group at the end
+    consumer = EdxConsumer(topic, group)  # with our registry client (conftest), which times out
     received = []
 
     def receiver(**kwargs):
@@ -77,13 +73,3 @@ def test_edx_event_bus_kafkas_consumer_reads_what_our_relay_produced(kafka_stack
     assert received[0]["enrollment"] == data["enrollment"]
     assert received[0]["metadata"] == sent_metadata
     assert received[0]["from_event_bus"] is True
-
-
-def _start_group_at_beginning(kafka_stack, topic, group):
-    """edx-event-bus-kafka's consumer starts a new group at the latest offset; commit offset 0 for it first."""
-    consumer = Consumer({"bootstrap.servers": kafka_stack.bootstrap_servers, "group.id": group})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.commit(offsets=[TopicPartition(topic, p, 0) for p in partitions], asynchronous=False)
-    finally:
-        consumer.close()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from confluent_kafka.admin import ConfigResource, ConfigEntry, AlterConfigOpType
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from django.core.management import call_command
 from django.db import transaction
 
@@ -139,7 +139,7 @@ def _set_topic_config(kafka_stack, topic, name, value):
 
 def test_schema_incompatible_with_the_registered_one_goes_dead(kafka_stack, topic):
     signal, _, _ = enrollment_event()
-    registry = SchemaRegistryClient({"url": kafka_stack.registry_url})
+    registry = kafka_stack.registry()
     incompatible = {"type": "record", "name": "CloudEvent", "namespace": signal.event_type,
                     "fields": [{"name": "enrollment", "type": "string"}]}
     registry.register_schema(f"{topic}-{signal.event_type}.CloudEvent", Schema(json.dumps(incompatible), "AVRO"))
@@ -165,7 +165,7 @@ def test_an_event_written_before_its_schema_gained_an_optional_field_is_relayed(
     (message,) = kafka_stack.read_all(topic, expected=1)
     from edx_event_bus_outbox.kafka.schemas import signal_serializer  # pylint: disable=import-outside-toplevel
     from confluent_kafka.schema_registry.avro import AvroDeserializer  # pylint: disable=import-outside-toplevel
-    value = AvroDeserializer(SchemaRegistryClient({"url": kafka_stack.registry_url}),
+    value = AvroDeserializer(kafka_stack.registry(),
                              signal_serializer(XBLOCK_PUBLISHED).schema_string())(message.value(), None)
     assert AvroSignalDeserializer(XBLOCK_PUBLISHED).from_dict(value) == data  # version read back as None
 

@@ -2,7 +2,6 @@
 from collections import defaultdict
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -54,7 +53,7 @@ def test_message_has_the_exact_headers_key_and_value(topic, kafka_stack):
     assert [name for name, _ in message.headers()] == [
         "ce_specversion", "content-type", "ce_datacontenttype", "ce_type", "ce_id", "ce_source", "ce_time",
         "ce_minorversion", "sourcehost", "sourcelib"]
-    registry = SchemaRegistryClient({"url": kafka_stack.registry_url})
+    registry = kafka_stack.registry()
     value = AvroDeserializer(registry, signal_serializer(signal).schema_string())(
         message.value(), SerializationContext(topic, MessageField.VALUE))
     key = AvroDeserializer(registry, key_schema_string(signal, key_field))(

@@ -21,8 +21,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -32,6 +32,8 @@ from openedx_events.learning.data import CourseData, CourseEnrollmentData, UserD
 from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
 from demo_app.models import Enrollment
+from edx_event_bus_outbox.kafka.config import common_client_config
+from edx_event_bus_outbox.kafka.topics import create_topics
 from edx_event_bus_outbox.models import OutboxEvent
 
 MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
@@ -64,10 +66,7 @@ class Command(BaseCommand):
             committed, rolled_back = self._emit(options, rng)
             received = self._wait_for(committed, options["timeout"])
         finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                process.wait(timeout=30)
+            self._stop(processes)
         published = [e for e in self._published(topic) if e not in self.warm_up_ids]
         summary = self._summary(committed, rolled_back, published, received)
         self.stdout.write(summary["text"])
@@ -83,20 +82,21 @@ class Command(BaseCommand):
         self.stdout.write(f"[1/4] fresh SQLite database at {settings.DATABASES['default']['NAME']}")
 
     def _prepare_topic(self, topic, group):
-        """A 3-partition topic, and the consumer group's offsets at its current end."""
-        admin = AdminClient({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS})
-        futures = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        """A 3-partition topic whose partitions have leaders, and the consumer group's offsets at its end."""
+        client = common_client_config()
+        # exist_ok: the topic may be left from an earlier demo run; only messages from here on count.
+        create_topics(client, {topic: 3}, exist_ok=True)
+        consumer = Consumer({**client, "group.id": group})
         try:
-            futures[topic].result(30)
-        except Exception:  # pylint: disable=broad-except
-            pass  # exists from an earlier demo run; we only count messages from here on
-        consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, "group.id": group})
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        self.start_offsets = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                              for p in partitions}
-        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in self.start_offsets.items()],
-                        asynchronous=False)
-        consumer.close()
+            partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+            self.start_offsets = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                                  for p in partitions}
+        finally:
+            consumer.close()
+        offsets = [TopicPartition(topic, p, o) for p, o in self.start_offsets.items()]
+        admin = AdminClient(client)  # referenced until the future resolves: a collected client never resolves it
+        admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)],
+                                           request_timeout=30)[group].result(timeout=40)
         self.stdout.write(f"[2/4] topic {topic!r} ready; consumer group {group!r} starts at its end")
 
     def _spawn(self, name, *command):
@@ -104,10 +104,22 @@ class Command(BaseCommand):
         return subprocess.Popen([sys.executable, str(MANAGE), *command], stdout=log, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
+    @staticmethod
+    def _stop(processes):
+        """SIGTERM, then SIGKILL what has not exited 30 s later: the demo never waits for ever."""
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
     def _wait_for_consumer(self, group, timeout=60):
         """Start emitting once the consumer has joined its group, so latency is not its start-up time."""
         from confluent_kafka import ConsumerGroupState  # pylint: disable=import-outside-toplevel
-        admin = AdminClient({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS})
+        admin = AdminClient(common_client_config())
         deadline = time.time() + timeout
         while time.time() < deadline:
             description = admin.describe_consumer_groups([group])[group].result(timeout=10)
@@ -189,11 +201,11 @@ class Command(BaseCommand):
 
     def _published(self, topic):
         """Event ids on the topic since the demo started, read straight from Kafka."""
-        consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS,
-                             "group.id": f"demo-audit-{time.time()}", "enable.auto.commit": False})
+        consumer = Consumer({**common_client_config(), "group.id": f"demo-audit-{time.time()}",
+                             "enable.auto.commit": False})
         consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
-        ids, idle_since = [], time.time()
-        while time.time() - idle_since < 3:
+        ids, idle_since, deadline = [], time.time(), time.time() + 120
+        while time.time() - idle_since < 3 and time.time() < deadline:
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
