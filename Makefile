@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject
 DATABASES ?= sqlite postgres mysql
 PYTEST_ARGS ?=
 
-.PHONY: help requirements requirements-django42 stack-up stack-status stack-down test demo chaos bench docs upgrade clean
+.PHONY: help requirements requirements-django42 stack-up stack-status stack-down test test-unit demo chaos bench docs upgrade clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,6 +42,11 @@ test: requirements requirements-django42 docs stack-up ## docs (warnings as erro
 	echo "==================== tests on sqlite, Django 4.2 ===================="; \
 	OUTBOX_TEST_DB=sqlite $(VENV42)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed sqlite/django4.2"; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
+
+# OUTBOX_TEST_UNIT=1 (tests/conftest.py, tests/settings.py): SQLite, every test marked kafka or redis
+# left out, every service URL a closed port.
+test-unit: requirements ## the tests that need no service, on SQLite, in under a minute; never touches the stack
+	OUTBOX_TEST_DB=sqlite OUTBOX_TEST_UNIT=1 $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Django 4.2 LTS, the oldest supported, in a venv of its own.
 VENV42 := .venv-django42
