@@ -64,11 +64,21 @@ else:
 if DATABASE_KIND != "sqlite":
     DEFAULT_DATABASE["TEST"] = {**DEFAULT_DATABASE.get("TEST", {}), "NAME": f"test_outbox_{os.getpid()}"}
 
+# A second database on the same server, for EVENT_BUS_OUTBOX_DATABASE set to another alias
+# (tests/test_outbox_database.py); pytest-django creates it only for the tests that ask for it.
+OTHER_DATABASE = {**DEFAULT_DATABASE, "TEST": dict(DEFAULT_DATABASE.get("TEST", {}))}
+if DATABASE_KIND == "sqlite":
+    OTHER_DATABASE["NAME"] = os.path.join(tempfile.gettempdir(), "edx-event-bus-outbox-other.sqlite3")
+    OTHER_DATABASE["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(),
+                                                  f"edx-event-bus-outbox-other-test-{os.getpid()}.sqlite3")
+else:
+    OTHER_DATABASE["TEST"]["NAME"] = f"test_outbox_other_{os.getpid()}"
+
 # A subprocess started by a test (relay, consumer) must use the test database its parent created.
 if os.environ.get("OUTBOX_TEST_DB_NAME"):
     DEFAULT_DATABASE["NAME"] = os.environ["OUTBOX_TEST_DB_NAME"]
 
-DATABASES = {"default": DEFAULT_DATABASE}
+DATABASES = {"default": DEFAULT_DATABASE, "other": OTHER_DATABASE}
 
 SECRET_KEY = "tests-only"
 # The admin tests log in real users; the default hasher's million rounds cost a second each.
