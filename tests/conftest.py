@@ -82,6 +82,7 @@ def pytest_collection_modifyitems(config, items):
     """
     kind = settings.DATABASE_KIND
     not_applicable = {"server_database": kind == "sqlite", "postgres_only": kind != "postgres",
+                      "sqlite_only": kind != "sqlite",
                       "kafka": settings.UNIT, "redis": settings.UNIT, "stack_restart": settings.UNIT}
     kept, dropped = [], []
     for item in items:

@@ -8,7 +8,11 @@ from django.db import transaction
 from edx_event_bus_outbox.kafka.headers import header_values
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.outbox import on_commit
-from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, enrollment_event
+from tests.factories import (
+    CourseDataFactory,
+    CourseEnrollmentDataFactory,
+    enrollment_event,
+)
 from tests.test_producer import Boom, bus, caller_rows, caller_writes, emit, route  # noqa: F401  (bus is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)

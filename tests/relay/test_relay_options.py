@@ -15,7 +15,11 @@ from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.management.commands import run_outbox_relay
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
-from edx_event_bus_outbox.relay.wakeup import CHANNEL, PollingWaiter, PostgresNotifyWaiter
+from edx_event_bus_outbox.relay.wakeup import (
+    CHANNEL,
+    PollingWaiter,
+    PostgresNotifyWaiter,
+)
 from tests.factories import enrollment_event
 from tests.relay.sinks import AcceptingSink
 
