@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt setup.cfg pyproject
 DATABASES ?= sqlite postgres mysql
 PYTEST_ARGS ?=
 
-.PHONY: help requirements requirements-django42 stack-up stack-status stack-down quality format validate test demo chaos bench docs upgrade clean
+.PHONY: help requirements requirements-django42 stack-up stack-status stack-down quality format validate test test-unit demo chaos bench docs upgrade clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -44,14 +44,21 @@ format: requirements ## apply ruff's formatting and safe fixes (import order amo
 
 validate: quality test ## quality, then the whole suite: what CI runs
 
-test: requirements requirements-django42 docs stack-up ## docs (warnings as errors), then the suite on SQLite, PostgreSQL and MariaDB (Django 5.2) and on SQLite with Django 4.2
+test: requirements requirements-django42 docs stack-up ## docs (warnings as errors), then the suite on SQLite, PostgreSQL and MariaDB (Django 5.2), on SQLite with Django 4.2, and the packaging tests once
 	@failed=""; started=$${CI_STARTED_AT:-$$(date +%s)}; for db in $(DATABASES); do \
 	    echo "==================== tests on $$db, Django 5.2 (at $$(( $$(date +%s) - started ))s) ===================="; \
-	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
+	    OUTBOX_TEST_DB=$$db $(VPY) -m pytest -m "not packaging" $(PYTEST_ARGS) || failed="$$failed $$db"; \
 	done; \
 	echo "==================== tests on sqlite, Django 4.2 (at $$(( $$(date +%s) - started ))s) ===================="; \
-	OUTBOX_TEST_DB=sqlite $(VENV42)/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed sqlite/django4.2"; \
+	OUTBOX_TEST_DB=sqlite $(VENV42)/bin/python -m pytest -m "not packaging" $(PYTEST_ARGS) || failed="$$failed sqlite/django4.2"; \
+	echo "==================== packaging: sdist, wheel, fresh virtualenv (at $$(( $$(date +%s) - started ))s) ===================="; \
+	OUTBOX_TEST_DB=sqlite $(VPY) -m pytest -m packaging $(PYTEST_ARGS) || failed="$$failed packaging"; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; echo "all databases passed"
+
+# OUTBOX_TEST_UNIT=1 (tests/conftest.py, tests/settings.py): SQLite, every test marked kafka or redis
+# left out, every service URL a closed port.
+test-unit: requirements ## the tests that need no service, on SQLite, in under a minute; never touches the stack
+	OUTBOX_TEST_DB=sqlite OUTBOX_TEST_UNIT=1 $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Django 4.2 LTS, the oldest supported, in a venv of its own.
 VENV42 := .venv-django42

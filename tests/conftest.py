@@ -1,9 +1,15 @@
 """
 Shared fixtures.
 
-Tests marked ``kafka`` use the real broker and schema registry started by ``make stack-up``.
-When they are not reachable, the tests skip with a loud reason -- except under ``CI=true``,
-where a missing service is a failure, never a skip.
+Tests marked ``kafka`` use the real broker and schema registry started by ``make stack-up``;
+tests marked ``redis`` use its Redis (a Celery worker). When they are not reachable, the tests
+skip with a loud reason -- except under ``CI=true``, where a missing service is a failure,
+never a skip.
+
+A test that uses ``kafka_stack`` or ``redis_stack`` (directly or through another fixture, such
+as ``topic``) is given its marker at collection, so it cannot go unmarked. ``make test-unit``
+(``OUTBOX_TEST_UNIT=1``) leaves every such test out, and a stack fixture that is still asked
+for there fails the test instead of skipping it.
 """
 import os
 import socket
@@ -40,9 +46,21 @@ def _missing_services():
     return missing
 
 
+# The fixtures that stand for the stack, and the marker each gives the tests that use them.
+STACK_FIXTURES = {"kafka_stack": "kafka", "redis_stack": "redis"}
+
+
+def refuse_in_unit_run(fixture):
+    """Called by each stack fixture: under ``make test-unit`` no test may reach the stack."""
+    if settings.UNIT:
+        pytest.fail(f"{fixture} was requested under OUTBOX_TEST_UNIT=1 (make test-unit), which must not "
+                    f"use the stack; mark the test {STACK_FIXTURES[fixture]!r}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def kafka_stack():
     """The real broker and registry, or a skip (outside CI) / failure (in CI) naming what is missing."""
+    refuse_in_unit_run("kafka_stack")
     missing = _missing_services()
     if missing:
         message = f"{' and '.join(missing)} not reachable; run `make stack-up`"
@@ -66,17 +84,26 @@ def topic(kafka_stack):
     return name
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so that it sees the markers added here
 def pytest_collection_modifyitems(config, items):
-    """Require the stack for ``kafka`` tests; leave out tests that do not apply to this database."""
+    """
+    Mark every test that uses the stack and require the stack for ``kafka`` tests; leave out
+    tests that do not apply to this database, and, under ``make test-unit``, every stack test.
+    """
     kind = settings.DATABASE_KIND
-    not_applicable = {"server_database": kind == "sqlite", "postgres_only": kind != "postgres"}
+    not_applicable = {"server_database": kind == "sqlite", "postgres_only": kind != "postgres",
+                      "sqlite_only": kind != "sqlite",
+                      "kafka": settings.UNIT, "redis": settings.UNIT, "stack_restart": settings.UNIT}
     kept, dropped = [], []
     for item in items:
+        for fixture, marker in STACK_FIXTURES.items():
+            if fixture in item.fixturenames and marker not in item.keywords:
+                item.add_marker(marker)
+        if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
+            item.fixturenames.append("kafka_stack")
         if any(flag and marker in item.keywords for marker, flag in not_applicable.items()):
             dropped.append(item)
             continue
-        if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
-            item.fixturenames.append("kafka_stack")
         if "stack_restart" in item.keywords and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(STACK_RESTART_TIMEOUT))
         kept.append(item)

@@ -10,7 +10,19 @@ from urllib.parse import urlparse
 
 from tests.stack_env import load_stack_env
 
-load_stack_env()
+# `make test-unit` (OUTBOX_TEST_UNIT=1): SQLite only, and every service URL points at a closed
+# port, so that a test which reaches for the stack fails there even while the stack runs.
+UNIT = os.environ.get("OUTBOX_TEST_UNIT") == "1"
+if UNIT:
+    os.environ.update({
+        "EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+        "OUTBOX_TEST_POSTGRES_URL": "postgres://outbox:outbox@127.0.0.1:1/outbox",
+        "OUTBOX_TEST_MYSQL_URL": "mysql://outbox:outbox@127.0.0.1:1/outbox",
+        "OUTBOX_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
+    })
+else:
+    load_stack_env()
 
 
 def _server_database(url_variable, engine, **extra):
@@ -27,6 +39,8 @@ def _server_database(url_variable, engine, **extra):
 
 
 DATABASE_KIND = os.environ.get("OUTBOX_TEST_DB", "sqlite")
+if UNIT and DATABASE_KIND != "sqlite":
+    raise RuntimeError(f"OUTBOX_TEST_UNIT=1 runs on SQLite only, not OUTBOX_TEST_DB={DATABASE_KIND!r}")
 if DATABASE_KIND == "postgres":
     DEFAULT_DATABASE = _server_database("OUTBOX_TEST_POSTGRES_URL", "django.db.backends.postgresql")
 elif DATABASE_KIND == "mysql":
@@ -50,13 +64,25 @@ else:
 if DATABASE_KIND != "sqlite":
     DEFAULT_DATABASE["TEST"] = {**DEFAULT_DATABASE.get("TEST", {}), "NAME": f"test_outbox_{os.getpid()}"}
 
+# A second database on the same server, for EVENT_BUS_OUTBOX_DATABASE set to another alias
+# (tests/test_outbox_database.py); pytest-django creates it only for the tests that ask for it.
+OTHER_DATABASE = {**DEFAULT_DATABASE, "TEST": dict(DEFAULT_DATABASE.get("TEST", {}))}
+if DATABASE_KIND == "sqlite":
+    OTHER_DATABASE["NAME"] = os.path.join(tempfile.gettempdir(), "edx-event-bus-outbox-other.sqlite3")
+    OTHER_DATABASE["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(),
+                                                  f"edx-event-bus-outbox-other-test-{os.getpid()}.sqlite3")
+else:
+    OTHER_DATABASE["TEST"]["NAME"] = f"test_outbox_other_{os.getpid()}"
+
 # A subprocess started by a test (relay, consumer) must use the test database its parent created.
 if os.environ.get("OUTBOX_TEST_DB_NAME"):
     DEFAULT_DATABASE["NAME"] = os.environ["OUTBOX_TEST_DB_NAME"]
 
-DATABASES = {"default": DEFAULT_DATABASE}
+DATABASES = {"default": DEFAULT_DATABASE, "other": OTHER_DATABASE}
 
 SECRET_KEY = "tests-only"
+# The admin tests log in real users; the default hasher's million rounds cost a second each.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -2,6 +2,7 @@
 import logging
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 from openedx_events.apps import general_signal_handler
 from openedx_events.data import EventsMetadata
@@ -48,13 +49,24 @@ def emit(signal, data):
     signal.send_event(**data)
 
 
+def caller_writes(name="caller"):
+    """The caller's own data, written in the caller's transaction next to the event."""
+    return User.objects.create(username=name)
+
+
+def caller_rows():
+    return sorted(User.objects.values_list("username", flat=True))
+
+
 @pytest.mark.parametrize("index", range(len(sample_events())))
 def test_commit_writes_exactly_one_row_with_the_event(bus, index):
     signal, key_field, data = sample_events()[index]
     route(bus, signal, key_field)
     with transaction.atomic():
+        caller_writes()
         signal.send_event(**data)
 
+    assert caller_rows() == ["caller"]
     row = OutboxEvent.objects.get()
     expected_payload = signal_serializer(signal).to_dict(data)
     assert row.event_type == signal.event_type
@@ -96,9 +108,11 @@ def test_outer_rollback_writes_nothing(bus):
     signal, key_field, data = enrollment_event()
     route(bus, signal, key_field)
     with transaction.atomic():
+        caller_writes()
         emit(signal, data)
+        assert OutboxEvent.objects.count() == 1  # written, in the caller's transaction
         transaction.set_rollback(True)
-    assert OutboxEvent.objects.count() == 0
+    assert caller_rows() == [] and OutboxEvent.objects.count() == 0
 
 
 def test_exception_inside_atomic_writes_nothing(bus):
@@ -106,9 +120,11 @@ def test_exception_inside_atomic_writes_nothing(bus):
     route(bus, signal, key_field)
     with pytest.raises(Boom):
         with transaction.atomic():
+            caller_writes()
             emit(signal, data)
+            assert OutboxEvent.objects.count() == 1  # written, in the caller's transaction
             raise Boom()
-    assert OutboxEvent.objects.count() == 0
+    assert caller_rows() == [] and OutboxEvent.objects.count() == 0
 
 
 def test_rolled_back_savepoint_drops_only_its_event(bus):
@@ -116,11 +132,15 @@ def test_rolled_back_savepoint_drops_only_its_event(bus):
     route(bus, signal, key_field)
     kept = CourseEnrollmentDataFactory()
     with transaction.atomic():
+        caller_writes("outer")
         emit(signal, {"enrollment": kept})
         with pytest.raises(Boom):
             with transaction.atomic():
+                caller_writes("savepoint")
                 emit(signal, data)
+                assert OutboxEvent.objects.count() == 2
                 raise Boom()
+    assert caller_rows() == ["outer"]
     row = OutboxEvent.objects.get()
     assert row.payload["enrollment"]["user"]["id"] == kept.user.id
 
@@ -142,8 +162,11 @@ def test_each_enabled_topic_gets_a_row_and_a_disabled_topic_none(bus):
 def test_events_from_the_bus_are_not_written_back(bus):
     signal, key_field, data = enrollment_event()
     route(bus, signal, key_field)
-    signal.send_event_with_custom_metadata(EventsMetadata(event_type=signal.event_type), **data)
+    from_bus = EventsMetadata(event_type=signal.event_type)
+    signal.send_event_with_custom_metadata(from_bus, **data)
     assert OutboxEvent.objects.count() == 0
+    emit(signal, data)  # the same data, raised here: written
+    assert OutboxEvent.objects.exclude(event_id=from_bus.id).count() == 1
 
 
 def _send_directly(signal, key_field, data, topic="topic-a"):
@@ -196,7 +219,9 @@ def test_a_send_error_is_logged_and_the_caller_commits_by_default(bus, caplog):
     signal, key_field, data = enrollment_event()
     route(bus, signal, "enrollment.no_such_key")
     with caplog.at_level(logging.ERROR), transaction.atomic():
+        caller_writes()
         emit(signal, data)
+    assert caller_rows() == ["caller"], "the caller's transaction committed"
     assert OutboxEvent.objects.count() == 0
     assert "enrollment.no_such_key" in caplog.text
 
@@ -210,10 +235,11 @@ def test_propagate_send_errors_rolls_the_caller_back(bus, settings):
     try:
         with pytest.raises(EventValidationError):
             with transaction.atomic():
+                caller_writes()
                 emit(signal, {"enrollment": CourseEnrollmentDataFactory()})
-                OutboxEvent.objects.using("default").filter(pk=-1).exists()  # the caller's own work
     finally:
         signal._allow_send_event_failure = False  # pylint: disable=protected-access
+    assert caller_rows() == [], "the caller's transaction rolled back"
     assert OutboxEvent.objects.count() == 0
 
 

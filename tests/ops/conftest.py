@@ -5,6 +5,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.conftest import refuse_in_unit_run
 from tests.ops.celery_app import REDIS_URL
 from tests.ops.worker import Worker
 
@@ -12,6 +13,7 @@ from tests.ops.worker import Worker
 @pytest.fixture(scope="session")
 def redis_stack():
     """Redis as Celery's broker, or a skip (outside CI) / failure (in CI), like ``kafka_stack``."""
+    refuse_in_unit_run("redis_stack")
     url = urlparse(REDIS_URL)
     try:
         socket.create_connection((url.hostname, url.port or 6379), timeout=2).close()

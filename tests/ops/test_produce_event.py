@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import override_settings
 
 from edx_event_bus_outbox.models import OutboxEvent
-from tests.outbox_tools import ROOT
+from tests.outbox_tools import ROOT, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,11 +30,14 @@ ENROLLMENT_DATA = {"enrollment": {
 SUCCESS = re.compile(r"Event (?P<event_id>[0-9a-f-]{36}) \((?P<type>[^)]+)\) written to the outbox as row (?P<row>\d+)")
 
 
-def produce(signal=LOGIN, topic="user-login", key_field="user.pii.username", data=None):
+def produce(signal=LOGIN, topic="user-login", key_field="user.pii.username", data=None, child_process=True):
+    """``manage.py produce_event``: in a child process, or (``child_process=False``) as one in this process."""
     data = json.dumps(LOGIN_DATA if data is None else data) if not isinstance(data, str) else data
+    args = ["produce_event", "--signal", signal, "--topic", topic, "--key-field", key_field, "--data", data]
+    if not child_process:
+        return manage(*args)
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "produce_event", "--signal", signal, "--topic", topic,
-         "--key-field", key_field, "--data", data],
+        [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
              "OUTBOX_TEST_DB_NAME": connection.settings_dict["NAME"]},
@@ -92,10 +95,20 @@ def with_user(**changes):
     pytest.param({"key_field": "user.pii.nickname"}, "field 'user.pii.nickname'", id="key-path-not-found"),
 ])
 def test_bad_input_fails_with_a_clear_message_and_writes_nothing(arguments, message):
-    result = produce(**arguments)
+    # In this process (a child process costs a second each); the first case also runs as a real one.
+    result = produce(**arguments, child_process=False)
 
     assert result.returncode == 1, result.stdout
     assert "CommandError: " in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not OutboxEvent.objects.exists()
+
+
+def test_bad_input_in_a_real_child_process_exits_1_without_a_traceback():
+    result = produce(signal="openedx_events.learning.signals.NO_SUCH_SIGNAL")
+
+    assert result.returncode == 1, result.stdout
+    assert "CommandError: " in result.stderr and "cannot be imported" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not OutboxEvent.objects.exists()
 
