@@ -19,8 +19,8 @@ from django.utils.html import format_html
 
 from . import conf
 from .consumer.models import ConsumerInboxEntry
-from .outbox.requeue import requeue
 from .outbox.models import OutboxEvent
+from .outbox.requeue import requeue
 from .relay import store
 from .relay.models import RelayLease
 

@@ -364,7 +364,7 @@ def _reads_more_than_a_seek(sql) -> bool:
         scans = [line for (line,) in plan if "Scan" in line]
         return not scans or any(not re.search(r"Index (Only )?Scan .*actual .*rows=[01] loops=1", line)
                                 for line in scans)
-    steps = [dict(zip(columns, row)) for row in plan]
+    steps = [dict(zip(columns, row, strict=True)) for row in plan]
     return any(step["type"] == "ALL" or not step["key"] or re.search("filesort|temporary", step["Extra"] or "")
                for step in steps)
 
