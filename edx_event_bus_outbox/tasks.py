@@ -13,6 +13,7 @@ from django.utils import timezone
 from openedx_events.tooling import load_all_signals
 
 from . import conf
+from .exceptions import OutboxConfigurationError
 from .outbox.retention import purge_sent
 from .relay import store
 from .relay.relay import Relay, RelayOptions
@@ -52,6 +53,6 @@ def purge_outbox(days: Optional[float] = None, batch_size: Optional[int] = None)
     days = conf.retention_days() if days is None else days
     if days < 0:
         # A cutoff in the future would delete every sent row, including today's.
-        raise ValueError(f"purge_outbox: days must be >= 0, got {days}.")
+        raise OutboxConfigurationError(f"purge_outbox: days must be >= 0, not {days!r}.")
     cutoff = timezone.now() - timedelta(days=days)
     return purge_sent(cutoff, batch_size or conf.purge_batch_size())

@@ -21,6 +21,7 @@ from .decoding import decode
 from .errors import (
     ConsumerConfigurationError,
     ConsumerStuckError,
+    FatalKafkaError,
     ReceiversFailed,
     RegistryUnavailable,
     ShutdownRequested,
@@ -219,7 +220,7 @@ class KafkaEventConsumer(EventBusConsumer):
         self._consecutive_errors += 1
         monitoring.record_error(self._run_context, KafkaException(kafka_error))
         if kafka_error.fatal():
-            raise KafkaException(kafka_error)
+            raise FatalKafkaError(kafka_error)
         self._stopping.wait(conf.consumer_poll_failure_sleep())  # no message is in hand: just wake on SIGTERM
 
     def _check_error_budget(self):
