@@ -48,13 +48,13 @@ class KafkaEventConsumer(EventBusConsumer):
             raise ConsumerConfigurationError(
                 f"Unknown consumer option(s) {sorted(unknown_options)} in --extra; the only one is offset_time."
             )
-        self.topic = topic
-        self.group_id = group_id
+        self.topic = conf.require_topic_name("the topic (consume_events -t)", topic, optional=False)
+        self.group_id = conf.require_string("the consumer group (consume_events -g)", group_id, optional=False)
         self.offset_time = parse_offset_time(offset_time) if offset_time else None
         # Configuration errors fail now, not after joining the group.
         self.kafka_config = self._kafka_config()
         schema_registry_client()
-        conf.consumer_dead_letter_timeout()
+        conf.check_settings()
         self._stopping = threading.Event()
         self._consecutive_errors = 0
 
