@@ -278,7 +278,8 @@ def relay_poll_interval():
     # .. setting_default: 1.0
     # .. setting_description: Longest time, in seconds, an idle relay waits before looking for
     #   new rows. Polling starts at 1/20 of this after work was found and backs off to it. On
-    #   PostgreSQL a NOTIFY wakes the relay sooner. Overridden by ``--poll-interval``.
+    #   PostgreSQL a NOTIFY wakes the relay sooner. Must be shorter than the lease, which an idle
+    #   relay renews only when it looks. Overridden by ``--poll-interval``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0, require_positive_seconds)
 
 
@@ -287,8 +288,9 @@ def relay_lease_seconds():
     # .. setting_default: 30
     # .. setting_description: How long a relay's lease on a lane lasts without renewal. A
     #   standby relay takes a lane over at most this long after its holder died. Kafka
-    #   delivery timeouts are derived from it so that no batch outlives its lease. See
-    #   docs/decisions/0002-leases-and-fencing.rst. Overridden by ``--lease-seconds``.
+    #   delivery timeouts are derived from it (a third, at least 1 s) so that no batch outlives its
+    #   lease, hence at least 3. See docs/decisions/0002-leases-and-fencing.rst. Overridden by
+    #   ``--lease-seconds``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", 30, require_positive_seconds)
 
 
@@ -320,8 +322,9 @@ def relay_backoff_seconds():
 def relay_lanes():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LANES
     # .. setting_default: None
-    # .. setting_description: Topics (lanes) this relay drains; ``None`` drains every topic
-    #   found in the outbox. Overridden by ``--lane``.
+    # .. setting_description: A list of the topics (lanes) this relay drains, e.g.
+    #   ``["user-login"]`` (a bare string is refused); ``None`` drains every topic found in the
+    #   outbox. Overridden by ``--lane``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_LANES", None, require_topic_names)
 
 
