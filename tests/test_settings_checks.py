@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 
 import edx_event_bus_outbox
-from edx_event_bus_outbox import KafkaEventConsumer, conf
+from edx_event_bus_outbox import KafkaEventConsumer, conf, tasks
 from edx_event_bus_outbox.exceptions import OutboxConfigurationError, OutboxError
 from edx_event_bus_outbox.relay.sink import KafkaSink
 
@@ -262,3 +262,15 @@ def test_an_operator_running_consume_events_with_a_bad_extra_sees_why():
                             env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, check=False)
     assert "ConsumerConfigurationError(\"Unknown consumer option(s) ['offset_tme'] in --extra" in result.stderr
     assert "Cannot consume events; no consumer configured." in result.stderr
+
+
+@pytest.mark.parametrize("task, arguments, message", [
+    (tasks.relay_outbox_batch, {"lanes": "user-login"}, "relay_outbox_batch(lanes=...) must be a non-empty list"),
+    (tasks.relay_outbox_batch, {"batch_size": 0}, "relay_outbox_batch(batch_size=...) must be an integer above 0"),
+    (tasks.purge_outbox, {"days": -1}, "purge_outbox(days=...) must be a number of 0 or more"),
+    (tasks.purge_outbox, {"batch_size": "10"}, "purge_outbox(batch_size=...) must be an integer above 0"),
+])
+def test_the_celery_tasks_refuse_invalid_arguments(task, arguments, message):
+    """The tasks' arguments are options like the relay's: a string of lanes would be read letter by letter."""
+    with pytest.raises(OutboxConfigurationError, match=re.escape(message)):
+        task(**arguments)
