@@ -17,6 +17,7 @@ class EdxEventBusOutboxConfig(AppConfig):
         # The write path runs in every web process, where no system check runs (gunicorn): a bad
         # write-path setting stops the process here rather than losing the first event.
         conf.database_alias()
+        conf.check_producer_config()
         modes.validate_producer_config()
         modes.apply_send_error_policy()
         checks.register(check_settings)

@@ -210,10 +210,14 @@ def producer_config():
     #   option per topic (``"outbox"`` or ``"on-commit"``), defaulting to
     #   ``EVENT_BUS_PRODUCER_MODE``.
     config = _get("EVENT_BUS_PRODUCER_CONFIG", {}) or {}
-    needs = "a dict of event type -> topic -> options (a dict)"
     if not isinstance(config, dict):
-        raise _refuse("EVENT_BUS_PRODUCER_CONFIG", needs, config)
-    for event_type, topics in config.items():
+        raise _refuse("EVENT_BUS_PRODUCER_CONFIG", "a dict of event type -> topic -> options (a dict)", config)
+    return config  # read on every send(): its entries are checked once, by check_producer_config()
+
+
+def check_producer_config():
+    """Each entry of ``EVENT_BUS_PRODUCER_CONFIG``: a topic name and options of the right types."""
+    for event_type, topics in producer_config().items():
         if not isinstance(topics, dict) or not all(isinstance(options, dict) for options in topics.values()):
             raise _refuse(f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}]", "a dict of topic -> options (a dict)", topics)
         for topic, options in topics.items():
@@ -221,7 +225,6 @@ def producer_config():
             require_topic_name(where, topic, optional=False)
             require_string(f"{where}['event_key_field']", options.get("event_key_field"))
             require_bool(f"{where}['enabled']", options.get("enabled", True))
-    return config
 
 
 def default_mode():
@@ -547,7 +550,7 @@ def _relay_timing():
 CHECKS = (
     bootstrap_servers, kafka_api_key, kafka_api_secret, schema_registry_url, schema_registry_api_key,
     schema_registry_api_secret, schema_registry_timeout, topic_prefix, audit_logging_enabled,
-    producer_config, default_mode, database_alias, propagate_send_errors,
+    producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors,
     relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_backoff_seconds,
     relay_lanes, relay_listen, relay_heartbeat_file, delete_on_ack,
     status_max_pending_age, status_max_dead, retention_days, purge_batch_size,
