@@ -108,15 +108,15 @@ def require_heartbeat_file(name, value):
 
 
 def check_relay_timing(lease_seconds, poll_interval, *, lease_name, poll_name):
-    """The lease leaves room for a batch to settle, and an idle relay looks again before it lapses."""
+    """The lease leaves room for a batch to settle, and an idle relay looks again before it has long lapsed."""
     if lease_seconds < RELAY_MIN_LEASE_SECONDS:
         raise OutboxConfigurationError(
             f"{lease_name} must be at least {RELAY_MIN_LEASE_SECONDS:g} seconds, not {lease_seconds!r}: the "
             "Kafka delivery timeout is a third of it (at least 1 s), and must be shorter than the lease.")
-    if poll_interval >= lease_seconds:
+    if poll_interval > lease_seconds:
         raise OutboxConfigurationError(
-            f"{poll_name} ({poll_interval!r}) must be shorter than {lease_name} ({lease_seconds!r}): an idle "
-            "relay renews its leases only when it looks for work, so they would lapse in between.")
+            f"{poll_name} ({poll_interval!r}) must not be longer than {lease_name} ({lease_seconds!r}): an idle "
+            "relay renews its leases only when it looks for work, so standbys would take its lanes in between.")
 
 
 # ---------------------------------------------------------------- Kafka connection
@@ -281,7 +281,7 @@ def relay_poll_interval():
     # .. setting_default: 1.0
     # .. setting_description: Longest time, in seconds, an idle relay waits before looking for
     #   new rows. Polling starts at 1/20 of this after work was found and backs off to it. On
-    #   PostgreSQL a NOTIFY wakes the relay sooner. Must be shorter than the lease, which an idle
+    #   PostgreSQL a NOTIFY wakes the relay sooner. May not be longer than the lease, which an idle
     #   relay renews only when it looks. Overridden by ``--poll-interval``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0, require_positive_seconds)
 

@@ -101,7 +101,7 @@ INVALID = [
     ("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", True, "an integer above 0"),
     ("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 0, "a number above 0"),
     ("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", float("nan"), "a number above 0"),
-    ("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 30, "must be shorter than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
+    ("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 31, "must not be longer than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     ("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", -1, "a number above 0"),
     ("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", 2, "at least 3 seconds"),
     ("EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS", 0, "an integer above 0"),
@@ -144,7 +144,7 @@ def test_an_invalid_setting_is_refused_by_name_with_what_it_needs(settings, name
 def test_valid_edge_values_are_accepted(settings, tmp_path):
     settings.EVENT_BUS_OUTBOX_RELAY_LANES = ("user-login", "course.v1_x")
     settings.EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS = 3
-    settings.EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL = 2.5
+    settings.EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL = 3
     settings.EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE = tmp_path / "alive"
     settings.EVENT_BUS_OUTBOX_RETENTION_DAYS = 0
     settings.EVENT_BUS_OUTBOX_CONSUMER_MAX_RETRIES = 0
@@ -209,8 +209,8 @@ RELAY_OPTIONS = [
     (["--lane", "ok", "--lane", ""], "--lane must be a Kafka topic name"),
     (["--poll-interval", "-1"], "--poll-interval must be a number above 0"),
     (["--lease-seconds", "2"], "--lease-seconds must be at least 3 seconds"),
-    (["--poll-interval", "45"], "--poll-interval (45.0) must be shorter than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
-    (["--lease-seconds", "5", "--poll-interval", "5"], "--poll-interval (5.0) must be shorter than --lease-seconds"),
+    (["--poll-interval", "45"], "--poll-interval (45.0) must not be longer than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
+    (["--lease-seconds", "5", "--poll-interval", "6"], "--poll-interval (6.0) must not be longer than --lease-seconds"),
     (["--heartbeat-file", "/no/such/directory/alive"], "--heartbeat-file must be a file path in an existing"),
 ]
 
