@@ -4,8 +4,9 @@ Django admin for the outbox, the relay's leases and the consumer inbox.
 Rows are written by the producer, the relay and the consumer only, so no page here adds or
 edits one. Payloads may hold PII: they, and the relay's last error text (an Avro error can
 quote the value that did not fit), are shown only to users with the
-``view_outboxevent_payload`` permission, and search never looks inside them. Requeueing dead
-rows and deleting rows each need their own permission. See docs/admin.rst.
+``view_outboxevent_payload`` permission, and no URL can filter, search or sort by them (nor
+by anything else a page hides). Requeueing dead rows and deleting rows each need their own
+permission. Filters list their choices without reading the whole table. See docs/admin.rst.
 """
 import json
 import logging
@@ -18,8 +19,9 @@ from django.utils.html import format_html
 
 from . import conf
 from .consumer.models import ConsumerInboxEntry
-from .outbox.requeue import requeue
 from .outbox.models import OutboxEvent
+from .outbox.requeue import requeue
+from .relay import store
 from .relay.models import RelayLease
 
 logger = logging.getLogger(__name__)
@@ -33,9 +35,23 @@ class ViewOnlyAdmin(admin.ModelAdmin):
     """No adding, no editing; rows are read from ``EVENT_BUS_OUTBOX_DATABASE``, where they live."""
 
     show_full_result_count = False  # one COUNT(*) per page is enough on a large table
+    if hasattr(admin, "ShowFacets"):  # Django 5.0+: ?_facets counts every filter choice over the table
+        show_facets = admin.ShowFacets.NEVER
 
     def get_queryset(self, request):
         return super().get_queryset(request).using(conf.database_alias())
+
+    # pylint: disable-next=arguments-differ  # Django 4.2 has no request; 5.x passes it
+    def lookup_allowed(self, lookup, value, request=None):
+        """
+        Only the parameters of the page's own filters. Django would otherwise apply any
+        ``field__lookup=value`` in the query string, and the row count would answer questions
+        about what the page hides, one character at a time
+        (``?payload__user__email__startswith=a``, ``?last_error__contains=``, a lease's token).
+        """
+        if not is_filter_parameter(self.list_filter, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, *([request] if request is not None else []))
 
     def has_add_permission(self, request):
         return False
@@ -62,12 +78,60 @@ class EventIdSearchMixin:
         return queryset.filter(event_id=event_id), False
 
 
+class KnownValuesFilter(admin.SimpleListFilter):
+    """
+    Filter on one column, listing values known without a ``SELECT DISTINCT`` over the table,
+    which reads every row on each page view. A value given in the URL is listed too.
+    Subclasses say where the values come from: ``known_values(request)``.
+    """
+
+    def lookups(self, request, model_admin):
+        values = set(self.known_values(request)) | ({self.value()} if self.value() else set())
+        return [(value, value) for value in sorted(values)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class TopicFilter(KnownValuesFilter):
+    """Lanes a relay has held (lease rows outlive their leases) and lanes with pending rows (index seeks)."""
+
+    title = parameter_name = "topic"
+
+    def known_values(self, request):
+        alias = conf.database_alias()
+        return [*RelayLease.objects.using(alias).values_list("lane", flat=True), *store.pending_lanes(alias)]
+
+
+class EventTypeFilter(KnownValuesFilter):
+    """The event types this service produces (``EVENT_BUS_PRODUCER_CONFIG``)."""
+
+    title, parameter_name = "event type", "event_type"
+
+    def known_values(self, request):
+        return conf.producer_config()
+
+
+class ConsumerGroupFilter(KnownValuesFilter):
+    """The groups in the inbox, one seek each in its unique index (group_id, event_id, receiver)."""
+
+    title, parameter_name = "group id", "group_id"
+
+    def known_values(self, request):
+        entries = ConsumerInboxEntry.objects.using(conf.database_alias()).order_by("group_id")
+        groups = []
+        while (group := entries.filter(**({"group_id__gt": groups[-1]} if groups else {}))
+               .values_list("group_id", flat=True).first()) is not None:
+            groups.append(group)
+        return groups
+
+
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     """Outbox rows; deleting needs ``delete_outboxevent``, which Django's delete action checks."""
 
     list_display = ("id", "event_id", "event_type", "topic", "status", "attempts", "created", "sent_at")
-    list_filter = ("status", "topic", "event_type", "created")
+    list_filter = ("status", TopicFilter, EventTypeFilter, "created")
     ordering = ("-id",)
     actions = ("requeue_dead_rows",)
     EVENT_FIELDS = ("event_id", "event_type", "topic", "event_key_field", "event_key", "event_time",
@@ -134,7 +198,7 @@ class ConsumerInboxEntryAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     """Receivers that already handled an event (``EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE``)."""
 
     list_display = ("event_id", "group_id", "receiver", "processed_at")
-    list_filter = ("group_id", "processed_at")
+    list_filter = (ConsumerGroupFilter, "processed_at")
     ordering = ("-processed_at",)
 
     def has_delete_permission(self, request, obj=None):
@@ -143,3 +207,16 @@ class ConsumerInboxEntryAdmin(EventIdSearchMixin, ViewOnlyAdmin):
 
 def can_view_payload(request) -> bool:
     return request.user.has_perm(PAYLOAD_PERMISSION)
+
+
+def is_filter_parameter(list_filter, lookup) -> bool:
+    """Whether ``lookup`` is a query-string parameter of one of these list filters."""
+    for item in list_filter:
+        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+            if lookup == item.parameter_name:
+                return True
+        else:
+            field = item[0] if isinstance(item, (list, tuple)) else item
+            if lookup == field or lookup.startswith(f"{field}__"):
+                return True
+    return False

@@ -5,7 +5,18 @@ Each accessor reads ``django.conf.settings`` when it is called, never at import 
 ``override_settings`` works in tests and the package imports before Django is configured.
 Settings shared with edx-event-bus-kafka keep their names, so a service can switch
 packages without touching its configuration.
+
+Each accessor also checks its value's type and range, and raises ``OutboxConfigurationError``
+naming the setting and what it needs. ``check_settings()`` runs them all (and the checks
+that relate two settings); ``manage.py check``, the relay and the consumer call it at startup.
+Types are not coerced: ``"false"`` is not False and ``"500"`` is not 500 (see
+docs/decisions/0008-settings-checked-at-startup.rst).
 """
+import math
+import os
+import re
+from pathlib import Path
+
 from django.conf import settings
 
 from .exceptions import OutboxConfigurationError
@@ -14,17 +25,98 @@ MODE_OUTBOX = "outbox"
 MODE_ON_COMMIT = "on-commit"
 MODES = (MODE_OUTBOX, MODE_ON_COMMIT)
 
+# Kafka's own rule for topic names: a comma or a space in a lane is a typo, not a topic.
+TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+# The relay's Kafka delivery timeout is a third of the lease, and at least 1 s (relay/sink.py), so
+# that every batch settles while its lease still holds (ADR 2). Below 3 s that floor would make
+# the timeout more than a third of the lease, and below 1 s longer than the lease itself.
+RELAY_MIN_LEASE_SECONDS = 3.0
+
 
 def _get(name, default):
     return getattr(settings, name, default)
 
 
-def _positive_seconds(name, default):
+def _checked(name, default, check, **options):
+    return check(name, _get(name, default), **options)
+
+
+def _refuse(name, needs, value, secret=False):
+    shown = f"a {type(value).__name__}" if secret else repr(value)
+    return OutboxConfigurationError(f"{name} must be {needs}, not {shown}.")
+
+
+def require_bool(name, value) -> bool:
+    if not isinstance(value, bool):
+        raise _refuse(name, "True or False", value)
+    return value
+
+
+def require_number(name, value, *, integer=False, minimum=0, inclusive=False):
+    """An int (or, unless ``integer``, a float) above ``minimum`` (or equal to it, if ``inclusive``)."""
+    kinds = int if integer else (int, float)
+    usable = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if not usable or not (value >= minimum if inclusive else value > minimum):
+        kind = "an integer" if integer else "a number"
+        bound = (f"of at least {minimum:g}" if minimum else "of 0 or more") if inclusive else (
+            f"above {minimum:g}" if minimum else "above 0")
+        raise _refuse(name, f"{kind} {bound}", value)
+    return value if integer else float(value)
+
+
+def require_positive_int(name, value) -> int:
+    return require_number(name, value, integer=True)
+
+
+def require_positive_seconds(name, value) -> float:
     """A duration that must be positive: a timeout of 0 or less would mean "wait forever" or "never"."""
-    seconds = float(_get(name, default))
-    if seconds <= 0:
-        raise OutboxConfigurationError(f"{name} must be a positive number of seconds, not {seconds!r}.")
-    return seconds
+    return require_number(name, value)
+
+
+def require_string(name, value, *, optional=True, secret=False):
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise _refuse(name, "a string" + (" or None" if optional else ""), value, secret)
+
+
+def require_topic_name(name, value, *, optional=True):
+    if (value is None or value == "") and optional:
+        return None
+    if not isinstance(value, str) or not TOPIC_NAME.fullmatch(value):
+        raise _refuse(name, "a Kafka topic name (letters, digits, '.', '_' and '-'; at most 249)", value)
+    return value
+
+
+def require_topic_names(name, value):
+    """A list of topic names, or None; a bare string is refused (it would be read letter by letter)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _refuse(name, "a non-empty list of topic names (or None for every topic)", value)
+    for item in value:
+        require_topic_name(name, item, optional=False)
+    return list(value)
+
+
+def require_heartbeat_file(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value) or not Path(value).parent.is_dir():
+        raise _refuse(name, "a file path in an existing directory (or None)", value)
+    return str(value)
+
+
+def check_relay_timing(lease_seconds, poll_interval, *, lease_name, poll_name):
+    """The lease leaves room for a batch to settle, and an idle relay looks again before it has long lapsed."""
+    if lease_seconds < RELAY_MIN_LEASE_SECONDS:
+        raise OutboxConfigurationError(
+            f"{lease_name} must be at least {RELAY_MIN_LEASE_SECONDS:g} seconds, not {lease_seconds!r}: the "
+            "Kafka delivery timeout is a third of it (at least 1 s), and must be shorter than the lease.")
+    if poll_interval > lease_seconds:
+        raise OutboxConfigurationError(
+            f"{poll_name} ({poll_interval!r}) must not be longer than {lease_name} ({lease_seconds!r}): an idle "
+            "relay renews its leases only when it looks for work, so standbys would take its lanes in between.")
 
 
 # ---------------------------------------------------------------- Kafka connection
@@ -35,7 +127,7 @@ def bootstrap_servers():
     # .. setting_description: Comma-separated Kafka bootstrap servers (``host:port``). Required
     #   by the relay, the ``on-commit`` mode and the consumer. The outbox write path never
     #   talks to Kafka, so a service that only writes events may leave it unset.
-    return _get("EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS", None)
+    return _checked("EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS", None, require_string) or None
 
 
 def kafka_api_key():
@@ -44,14 +136,14 @@ def kafka_api_key():
     # .. setting_description: SASL/PLAIN username for the Kafka cluster (over TLS). With
     #   ``EVENT_BUS_KAFKA_API_SECRET`` it switches on ``SASL_SSL``; without both, no
     #   authentication is attempted.
-    return _get("EVENT_BUS_KAFKA_API_KEY", None)
+    return _checked("EVENT_BUS_KAFKA_API_KEY", None, require_string, secret=True)
 
 
 def kafka_api_secret():
     # .. setting_name: EVENT_BUS_KAFKA_API_SECRET
     # .. setting_default: None
     # .. setting_description: SASL/PLAIN password matching ``EVENT_BUS_KAFKA_API_KEY``.
-    return _get("EVENT_BUS_KAFKA_API_SECRET", None)
+    return _checked("EVENT_BUS_KAFKA_API_SECRET", None, require_string, secret=True)
 
 
 def schema_registry_url():
@@ -59,21 +151,24 @@ def schema_registry_url():
     # .. setting_default: None
     # .. setting_description: Root URL of a Confluent-compatible schema registry (for
     #   Apicurio, ``http://HOST:PORT/apis/ccompat/v7``). Required wherever Kafka is.
-    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL", None)
+    url = _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL", None)
+    if url and not (isinstance(url, str) and re.match(r"https?://[^/]", url)):
+        raise _refuse("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL", "an http:// or https:// URL (or None)", url)
+    return url or None
 
 
 def schema_registry_api_key():
     # .. setting_name: EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY
     # .. setting_default: ''
     # .. setting_description: Basic-auth user for the schema registry. Optional.
-    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY", "")
+    return _checked("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY", "", require_string, secret=True) or ""
 
 
 def schema_registry_api_secret():
     # .. setting_name: EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET
     # .. setting_default: ''
     # .. setting_description: Basic-auth password for the schema registry. Optional.
-    return _get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET", "")
+    return _checked("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET", "", require_string, secret=True) or ""
 
 
 def schema_registry_timeout():
@@ -84,7 +179,7 @@ def schema_registry_timeout():
     #   registry client, then treated like an unreachable registry (the relay backs off, the
     #   consumer waits). Without a timeout, a registry that accepts the connection but never
     #   answers would block the process for good; confluent-kafka's default is no timeout.
-    return _positive_seconds("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0)
+    return _checked("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0, require_positive_seconds)
 
 
 def topic_prefix():
@@ -93,7 +188,7 @@ def topic_prefix():
     # .. setting_description: When set, every topic is used as ``f"{prefix}-{topic}"`` by the
     #   relay, the ``on-commit`` mode and the consumer, e.g. to let several environments
     #   share one cluster. Rows in the outbox keep the un-prefixed topic.
-    return _get("EVENT_BUS_TOPIC_PREFIX", None)
+    return _checked("EVENT_BUS_TOPIC_PREFIX", None, require_topic_name)
 
 
 def audit_logging_enabled():
@@ -102,7 +197,7 @@ def audit_logging_enabled():
     # .. setting_description: Log one INFO line per event delivered (relay: topic, partition,
     #   offset, event id and key) or handled (consumer: topic, partition, offset, event id and
     #   type, and what became of it; no key). Payloads are never logged.
-    return bool(_get("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", True))
+    return _checked("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", True, require_bool)
 
 
 # ---------------------------------------------------------------- producer / write path
@@ -114,7 +209,22 @@ def producer_config():
     #   (``event_key_field``, ``enabled``). This package also reads an optional ``"mode"``
     #   option per topic (``"outbox"`` or ``"on-commit"``), defaulting to
     #   ``EVENT_BUS_PRODUCER_MODE``.
-    return _get("EVENT_BUS_PRODUCER_CONFIG", {}) or {}
+    config = _get("EVENT_BUS_PRODUCER_CONFIG", {}) or {}
+    if not isinstance(config, dict):
+        raise _refuse("EVENT_BUS_PRODUCER_CONFIG", "a dict of event type -> topic -> options (a dict)", config)
+    return config  # read on every send(): its entries are checked once, by check_producer_config()
+
+
+def check_producer_config():
+    """Each entry of ``EVENT_BUS_PRODUCER_CONFIG``: a topic name and options of the right types."""
+    for event_type, topics in producer_config().items():
+        if not isinstance(topics, dict) or not all(isinstance(options, dict) for options in topics.values()):
+            raise _refuse(f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}]", "a dict of topic -> options (a dict)", topics)
+        for topic, options in topics.items():
+            where = f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}][{topic!r}]"
+            require_topic_name(where, topic, optional=False)
+            require_string(f"{where}['event_key_field']", options.get("event_key_field"))
+            require_bool(f"{where}['enabled']", options.get("enabled", True))
 
 
 def default_mode():
@@ -125,7 +235,10 @@ def default_mode():
     #   table in the caller's transaction and published by the relay (nothing lost).
     #   ``"on-commit"``: published straight to Kafka after the transaction commits (lower
     #   latency, but lost if the process dies or Kafka is down at that moment).
-    return _get("EVENT_BUS_PRODUCER_MODE", MODE_OUTBOX)
+    mode = _get("EVENT_BUS_PRODUCER_MODE", MODE_OUTBOX)
+    if mode not in MODES:
+        raise _refuse("EVENT_BUS_PRODUCER_MODE", f"one of {', '.join(map(repr, MODES))}", mode)
+    return mode
 
 
 def database_alias():
@@ -134,7 +247,11 @@ def database_alias():
     # .. setting_description: Database alias whose connection (and so whose transaction) the
     #   outbox rows are written on, and which the relay drains. It must be the alias your
     #   application writes its own data to, or the outbox loses its atomicity.
-    return _get("EVENT_BUS_OUTBOX_DATABASE", "default")
+    alias = _get("EVENT_BUS_OUTBOX_DATABASE", "default")
+    if not isinstance(alias, str) or alias not in settings.DATABASES:
+        aliases = ", ".join(map(repr, settings.DATABASES))
+        raise _refuse("EVENT_BUS_OUTBOX_DATABASE", f"an alias in DATABASES ({aliases})", alias)
+    return alias
 
 
 def propagate_send_errors():
@@ -145,7 +262,7 @@ def propagate_send_errors():
     #   that cannot be written raises out of ``send_event()`` and an enclosing ``atomic()``
     #   rolls back instead of committing without its event. It makes *every* receiver's
     #   exception propagate for those signals. See docs/decisions/0004-errors-raised-from-send.rst.
-    return bool(_get("EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS", False))
+    return _checked("EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS", False, require_bool)
 
 
 # ---------------------------------------------------------------- relay
@@ -156,7 +273,7 @@ def relay_batch_size():
     # .. setting_description: Rows the relay claims, publishes and marks per round trip for
     #   one lane. Larger batches drain faster; the relay's memory grows with this, never with
     #   the backlog. Overridden by ``run_outbox_relay --batch-size``.
-    return int(_get("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 500))
+    return _checked("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 500, require_positive_int)
 
 
 def relay_poll_interval():
@@ -164,8 +281,9 @@ def relay_poll_interval():
     # .. setting_default: 1.0
     # .. setting_description: Longest time, in seconds, an idle relay waits before looking for
     #   new rows. Polling starts at 1/20 of this after work was found and backs off to it. On
-    #   PostgreSQL a NOTIFY wakes the relay sooner. Overridden by ``--poll-interval``.
-    return float(_get("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0))
+    #   PostgreSQL a NOTIFY wakes the relay sooner. May not be longer than the lease, which an idle
+    #   relay renews only when it looks. Overridden by ``--poll-interval``.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0, require_positive_seconds)
 
 
 def relay_lease_seconds():
@@ -173,9 +291,10 @@ def relay_lease_seconds():
     # .. setting_default: 30
     # .. setting_description: How long a relay's lease on a lane lasts without renewal. A
     #   standby relay takes a lane over at most this long after its holder died. Kafka
-    #   delivery timeouts are derived from it so that no batch outlives its lease. See
-    #   docs/decisions/0002-leases-and-fencing.rst. Overridden by ``--lease-seconds``.
-    return float(_get("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", 30))
+    #   delivery timeouts are derived from it (a third, at least 1 s) so that no batch outlives its
+    #   lease, hence at least 3. See docs/decisions/0002-leases-and-fencing.rst. Overridden by
+    #   ``--lease-seconds``.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS", 30, require_positive_seconds)
 
 
 def relay_max_attempts():
@@ -185,7 +304,7 @@ def relay_max_attempts():
     #   (incompatible schema, too large, unknown signal) before it is moved to the ``dead``
     #   state. Outages of the broker or registry never count. See
     #   docs/decisions/0003-retries-and-the-dead-state.rst.
-    return int(_get("EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS", 5))
+    return _checked("EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS", 5, require_positive_int)
 
 
 def relay_backoff_seconds():
@@ -193,16 +312,23 @@ def relay_backoff_seconds():
     # .. setting_default: (0.5, 60.0)
     # .. setting_description: ``(first, cap)`` of the relay's exponential backoff with full
     #   jitter, in seconds, used after a failed event and while Kafka or the registry is down.
-    first, cap = _get("EVENT_BUS_OUTBOX_RELAY_BACKOFF_SECONDS", (0.5, 60.0))
-    return float(first), float(cap)
+    name = "EVENT_BUS_OUTBOX_RELAY_BACKOFF_SECONDS"
+    value = _get(name, (0.5, 60.0))
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _refuse(name, "a pair (first, cap) of positive numbers of seconds", value)
+    first, cap = (require_positive_seconds(name, part) for part in value)
+    if first > cap:
+        raise _refuse(name, "a pair (first, cap) with first <= cap", value)
+    return first, cap
 
 
 def relay_lanes():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LANES
     # .. setting_default: None
-    # .. setting_description: Topics (lanes) this relay drains; ``None`` drains every topic
-    #   found in the outbox. Overridden by ``--lane``.
-    return _get("EVENT_BUS_OUTBOX_RELAY_LANES", None)
+    # .. setting_description: A list of the topics (lanes) this relay drains, e.g.
+    #   ``["user-login"]`` (a bare string is refused); ``None`` drains every topic found in the
+    #   outbox. Overridden by ``--lane``.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_LANES", None, require_topic_names)
 
 
 def relay_listen():
@@ -211,7 +337,7 @@ def relay_listen():
     # .. setting_description: On PostgreSQL, LISTEN for the outbox table's insert trigger so an
     #   idle relay wakes at once. Turn off behind a transaction-pooling proxy (PgBouncer in
     #   transaction mode), where LISTEN does not work; the relay then polls.
-    return bool(_get("EVENT_BUS_OUTBOX_RELAY_LISTEN", True))
+    return _checked("EVENT_BUS_OUTBOX_RELAY_LISTEN", True, require_bool)
 
 
 def relay_heartbeat_file():
@@ -220,7 +346,7 @@ def relay_heartbeat_file():
     # .. setting_description: A file whose modification time the relay refreshes on every loop,
     #   for a liveness probe (``find FILE -mmin -1``). ``None`` writes no file. Overridden by
     #   ``--heartbeat-file``.
-    return _get("EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE", None)
+    return _checked("EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE", None, require_heartbeat_file)
 
 
 def delete_on_ack():
@@ -229,7 +355,7 @@ def delete_on_ack():
     # .. setting_description: Delete rows as soon as the broker acknowledged them, instead of
     #   marking them ``sent`` and keeping them for ``EVENT_BUS_OUTBOX_RETENTION_DAYS``. Keeps
     #   the table smallest, at the cost of the sent history (and of PII lingering less).
-    return bool(_get("EVENT_BUS_OUTBOX_DELETE_ON_ACK", False))
+    return _checked("EVENT_BUS_OUTBOX_DELETE_ON_ACK", False, require_bool)
 
 
 
@@ -240,7 +366,7 @@ def status_max_pending_age():
     # .. setting_default: 300
     # .. setting_description: ``outbox_status --check`` fails when the oldest pending event of
     #   any lane is older than this many seconds: the relay is down, stuck, or too slow.
-    return float(_get("EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE", 300))
+    return _checked("EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE", 300, require_positive_seconds)
 
 
 def status_max_dead():
@@ -248,7 +374,7 @@ def status_max_dead():
     # .. setting_default: 0
     # .. setting_description: ``outbox_status --check`` fails when more rows than this are
     #   dead: each one is an event that was not published and waits for an operator.
-    return int(_get("EVENT_BUS_OUTBOX_STATUS_MAX_DEAD", 0))
+    return _checked("EVENT_BUS_OUTBOX_STATUS_MAX_DEAD", 0, require_number, integer=True, inclusive=True)
 
 # ---------------------------------------------------------------- retention
 
@@ -257,7 +383,7 @@ def retention_days():
     # .. setting_default: 7
     # .. setting_description: ``purge_outbox`` deletes ``sent`` rows older than this many days.
     #   Dead rows are never purged automatically: they wait for an operator.
-    return float(_get("EVENT_BUS_OUTBOX_RETENTION_DAYS", 7))
+    return _checked("EVENT_BUS_OUTBOX_RETENTION_DAYS", 7, require_number, inclusive=True)
 
 
 def purge_batch_size():
@@ -265,7 +391,7 @@ def purge_batch_size():
     # .. setting_default: 1000
     # .. setting_description: Rows ``purge_outbox`` (and ``purge_consumer_inbox``) deletes per
     #   transaction, so no lock is held long and replicas keep up.
-    return int(_get("EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE", 1000))
+    return _checked("EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE", 1000, require_positive_int)
 
 
 # ---------------------------------------------------------------- consumer
@@ -276,7 +402,7 @@ def consumers_enabled():
     # .. setting_description: Emergency kill switch, as in edx-event-bus-kafka: when False,
     #   ``consume_events`` logs an error and exits at once without joining the consumer group.
     #   Takes effect when the consumer process is restarted.
-    return bool(_get("EVENT_BUS_KAFKA_CONSUMERS_ENABLED", True))
+    return _checked("EVENT_BUS_KAFKA_CONSUMERS_ENABLED", True, require_bool)
 
 
 def consumer_poll_timeout():
@@ -284,7 +410,7 @@ def consumer_poll_timeout():
     # .. setting_default: 1.0
     # .. setting_description: Seconds one ``poll()`` waits for a message. It also bounds how long
     #   an idle consumer takes to notice SIGTERM and to commit what it has processed.
-    return float(_get("EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT", 1.0))
+    return _checked("EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT", 1.0, require_positive_seconds)
 
 
 def consumer_poll_failure_sleep():
@@ -294,7 +420,7 @@ def consumer_poll_failure_sleep():
     #   retrying a message whose writer schema could not be fetched because the schema registry
     #   was unreachable or the inbox could not be read, so that an outage does not become a
     #   busy loop.
-    return float(_get("EVENT_BUS_KAFKA_CONSUMER_POLL_FAILURE_SLEEP", 1.0))
+    return _checked("EVENT_BUS_KAFKA_CONSUMER_POLL_FAILURE_SLEEP", 1.0, require_positive_seconds)
 
 
 def consumer_consecutive_errors_limit():
@@ -308,8 +434,11 @@ def consumer_consecutive_errors_limit():
     #   unknown type...) are dead-lettered or skipped and do not count: they say nothing about
     #   the consumer's health. Offsets of processed and dead-lettered messages are committed
     #   before exiting.
-    limit = _get("EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT", None)
-    return int(limit) if limit else None
+    name = "EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT"
+    limit = _get(name, None)
+    if limit is None:
+        return None
+    return require_number(name, limit, integer=True, inclusive=True) or None  # 0 is off, as in edx-event-bus-kafka
 
 
 def consumer_kafka_config():
@@ -319,7 +448,10 @@ def consumer_kafka_config():
     #   ``{"auto.offset.reset": "earliest", "session.timeout.ms": 30000}``. ``group.id``,
     #   ``enable.auto.commit`` and ``enable.auto.offset.store`` are refused: the consumer commits
     #   offsets itself, after processing, to be at-least-once.
-    return dict(_get("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", {}) or {})
+    config = _get("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", {}) or {}
+    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+        raise _refuse("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", "a dict of librdkafka property names to values", config)
+    return dict(config)
 
 
 def consumer_commit_interval():
@@ -330,7 +462,7 @@ def consumer_commit_interval():
     #   revoked and on shutdown. A crash replays at most this much work; ``0`` commits after
     #   every message (slower, fewest replays). See
     #   docs/decisions/0006-consumer-at-least-once.rst.
-    return float(_get("EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS", 1.0))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS", 1.0, require_number, inclusive=True)
 
 
 def consumer_max_retries():
@@ -340,7 +472,7 @@ def consumer_max_retries():
     #   the receivers that failed) before the message is dead-lettered, or skipped when no
     #   dead-letter topic is set. ``0`` disables retries. Keep the total backoff well under
     #   librdkafka's ``max.poll.interval.ms`` (5 minutes by default).
-    return max(0, int(_get("EVENT_BUS_OUTBOX_CONSUMER_MAX_RETRIES", 3)))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_MAX_RETRIES", 3, require_number, integer=True, inclusive=True)
 
 
 def consumer_retry_backoff():
@@ -349,14 +481,14 @@ def consumer_retry_backoff():
     # .. setting_description: Wait before the first retry of failed receivers; it doubles on
     #   each further retry, up to ``EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS``.
     #   SIGTERM interrupts the wait (the message is then not committed, and is re-delivered).
-    return max(0.0, float(_get("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS", 1.0)))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_SECONDS", 1.0, require_number, inclusive=True)
 
 
 def consumer_retry_backoff_max():
     # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS
     # .. setting_default: 30.0
     # .. setting_description: Upper bound of one wait between receiver retries.
-    return max(0.0, float(_get("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS", 30.0)))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_RETRY_BACKOFF_MAX_SECONDS", 30.0, require_number, inclusive=True)
 
 
 def consumer_dead_letter_topic():
@@ -368,7 +500,7 @@ def consumer_dead_letter_topic():
     #   The consumer waits for the broker's acknowledgement before committing past it. When
     #   unset, such messages are logged (never with their payload) and skipped, as
     #   edx-event-bus-kafka does.
-    return _get("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", None) or None
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", None, require_topic_name)
 
 
 def consumer_dead_letter_timeout():
@@ -378,7 +510,7 @@ def consumer_dead_letter_timeout():
     #   dead-lettered message (librdkafka's ``message.timeout.ms`` for the dead-letter
     #   producer). Without the acknowledgement the original message is not committed past: the
     #   consumer stops, and the message is read again when it restarts.
-    return _positive_seconds("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0)
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0, require_positive_seconds)
 
 
 def consumer_deduplicate():
@@ -389,7 +521,7 @@ def consumer_deduplicate():
     #   again for that event when the message is re-delivered (after a crash, a rebalance, or a
     #   duplicate publish). Costs one SELECT and one INSERT per message on
     #   ``EVENT_BUS_OUTBOX_DATABASE``. Purge old rows with ``purge_consumer_inbox``.
-    return bool(_get("EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE", False))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE", False, require_bool)
 
 
 def consumer_inbox_retention_days():
@@ -398,4 +530,54 @@ def consumer_inbox_retention_days():
     # .. setting_description: ``purge_consumer_inbox`` deletes inbox rows older than this many
     #   days. An event re-delivered after its rows were purged is handled again, so keep this
     #   longer than any replay window you use (``offset_time``) and the topic's retention.
-    return float(_get("EVENT_BUS_OUTBOX_CONSUMER_INBOX_RETENTION_DAYS", 7))
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_INBOX_RETENTION_DAYS", 7, require_number, inclusive=True)
+
+
+# ---------------------------------------------------------------- all of them, at startup
+
+def _kafka_credentials_paired():
+    if bool(kafka_api_key()) != bool(kafka_api_secret()):
+        raise OutboxConfigurationError(
+            "EVENT_BUS_KAFKA_API_KEY and EVENT_BUS_KAFKA_API_SECRET must be set together: with only one, "
+            "no authentication is attempted.")
+
+
+def _relay_timing():
+    check_relay_timing(relay_lease_seconds(), relay_poll_interval(), lease_name="EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS",
+                       poll_name="EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL")
+
+
+CHECKS = (
+    bootstrap_servers, kafka_api_key, kafka_api_secret, schema_registry_url, schema_registry_api_key,
+    schema_registry_api_secret, schema_registry_timeout, topic_prefix, audit_logging_enabled,
+    producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors,
+    relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_backoff_seconds,
+    relay_lanes, relay_listen, relay_heartbeat_file, delete_on_ack,
+    status_max_pending_age, status_max_dead, retention_days, purge_batch_size,
+    consumers_enabled, consumer_poll_timeout, consumer_poll_failure_sleep, consumer_consecutive_errors_limit,
+    consumer_kafka_config, consumer_commit_interval, consumer_max_retries, consumer_retry_backoff,
+    consumer_retry_backoff_max, consumer_dead_letter_topic, consumer_dead_letter_timeout, consumer_deduplicate,
+    consumer_inbox_retention_days,
+    _kafka_credentials_paired, _relay_timing,  # relations between two settings
+)
+
+
+def configuration_errors() -> list:
+    """Every problem with the settings, one ``OutboxConfigurationError`` each (a relation only once)."""
+    found = []
+    for check in CHECKS:
+        try:
+            check()
+        except OutboxConfigurationError as exc:
+            if str(exc) not in map(str, found):
+                found.append(exc)
+    return found
+
+
+def check_settings():
+    """Raise one ``OutboxConfigurationError`` listing every invalid setting, or return."""
+    found = configuration_errors()
+    if len(found) == 1:
+        raise found[0]
+    if found:
+        raise OutboxConfigurationError(f"{len(found)} settings are invalid: " + " ".join(map(str, found)))

@@ -41,10 +41,10 @@ def relay_outbox_batch(batch_size: Optional[int] = None, lanes: Optional[list] =
     load_all_signals()
     # No LISTEN: a single pass never waits for notifications.
     options = RelayOptions(listen=False)
-    if batch_size:
-        options.batch_size = batch_size
-    if lanes:
-        options.lanes = list(lanes)
+    if batch_size is not None:
+        options.batch_size = conf.require_positive_int("relay_outbox_batch(batch_size=...)", batch_size)
+    if lanes is not None:
+        options.lanes = conf.require_topic_names("relay_outbox_batch(lanes=...)", lanes)
     if not store.any_pending(options.alias, options.lanes):
         # Most passes find nothing; they then cost one indexed query and no Kafka connection.
         return {"sent": 0, "dead": 0, "lanes_held": []}
@@ -59,9 +59,10 @@ def purge_outbox(days: Optional[float] = None, batch_size: Optional[int] = None)
     Delete sent rows older than ``days`` (default ``EVENT_BUS_OUTBOX_RETENTION_DAYS``), in
     batches of ``batch_size`` (default ``EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE``); returns how many.
     """
-    days = conf.retention_days() if days is None else days
-    if days < 0:
-        # A cutoff in the future would delete every sent row, including today's.
-        raise ValueError(f"purge_outbox: days must be >= 0, got {days}.")
+    # A negative age would put the cutoff in the future and delete every sent row, today's too.
+    days = conf.retention_days() if days is None else conf.require_number("purge_outbox(days=...)", days,
+                                                                          inclusive=True)
+    if batch_size is not None:
+        conf.require_positive_int("purge_outbox(batch_size=...)", batch_size)
     cutoff = timezone.now() - timedelta(days=days)
     return purge_sent(cutoff, batch_size or conf.purge_batch_size())

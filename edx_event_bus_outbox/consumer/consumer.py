@@ -21,6 +21,7 @@ from .decoding import decode
 from .errors import (
     ConsumerConfigurationError,
     ConsumerStuckError,
+    FatalKafkaError,
     ReceiversFailed,
     RegistryUnavailable,
     ShutdownRequested,
@@ -47,13 +48,13 @@ class KafkaEventConsumer(EventBusConsumer):
             raise ConsumerConfigurationError(
                 f"Unknown consumer option(s) {sorted(unknown_options)} in --extra; the only one is offset_time."
             )
-        self.topic = topic
-        self.group_id = group_id
+        self.topic = conf.require_topic_name("the topic (consume_events -t)", topic, optional=False)
+        self.group_id = conf.require_string("the consumer group (consume_events -g)", group_id, optional=False)
         self.offset_time = parse_offset_time(offset_time) if offset_time else None
         # Configuration errors fail now, not after joining the group.
         self.kafka_config = self._kafka_config()
         schema_registry_client()
-        conf.consumer_dead_letter_timeout()
+        conf.check_settings()
         self._stopping = threading.Event()
         self._consecutive_errors = 0
 
@@ -219,7 +220,7 @@ class KafkaEventConsumer(EventBusConsumer):
         self._consecutive_errors += 1
         monitoring.record_error(self._run_context, KafkaException(kafka_error))
         if kafka_error.fatal():
-            raise KafkaException(kafka_error)
+            raise FatalKafkaError(kafka_error)
         self._stopping.wait(conf.consumer_poll_failure_sleep())  # no message is in hand: just wake on SIGTERM
 
     def _check_error_budget(self):

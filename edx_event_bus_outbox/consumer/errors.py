@@ -1,4 +1,6 @@
 """Errors of the consumer. Those an operator sees say what to do about them."""
+from confluent_kafka import KafkaException
+
 from ..exceptions import OutboxConfigurationError, OutboxError
 
 
@@ -66,5 +68,9 @@ class ConsumerConfigurationError(OutboxConfigurationError):
     """A consumer option or setting is invalid; raised before the consumer joins its group."""
 
 
-class ShutdownRequested(Exception):
+class FatalKafkaError(OutboxError, KafkaException):
+    """librdkafka reported a fatal error: this client cannot continue; the consumer exits to be restarted."""
+
+
+class ShutdownRequested(OutboxError):
     """Internal: SIGTERM arrived while a message was waiting for a retry; stop without committing it."""

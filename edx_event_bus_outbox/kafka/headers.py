@@ -9,6 +9,8 @@ from uuid import UUID
 
 from openedx_events.data import EventsMetadata
 
+from ..exceptions import OutboxError
+
 CONSTANT_HEADERS = (
     ("ce_specversion", b"1.0"),
     ("content-type", b"application/avro"),
@@ -38,7 +40,7 @@ METADATA_HEADERS = {
 }
 
 
-class MessageHeaderError(ValueError):
+class MessageHeaderError(OutboxError, ValueError):
     """The headers cannot be turned into ``EventsMetadata`` (missing id, duplicates, bad values)."""
 
 

@@ -9,8 +9,10 @@ from functools import lru_cache
 
 from openedx_events.event_bus.avro.serializer import AvroSignalSerializer
 
+from ..exceptions import OutboxError
 
-class EventKeyNotFound(LookupError):
+
+class EventKeyNotFound(OutboxError, LookupError):
     """The dotted ``event_key_field`` path does not exist in the event data."""
 
 

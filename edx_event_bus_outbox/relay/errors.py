@@ -8,10 +8,11 @@ Sorting publish failures into the two kinds the relay treats differently.
 """
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from ..exceptions import OutboxError
 from ..kafka.errors import kafka_error_is_permanent, registry_rejected_schema
 
 
-class RelayError(Exception):
+class RelayError(OutboxError):
     """
     A classified failure. ``str()`` is the whole text, kept in the row's ``last_error``;
     ``log_text`` is what the logs may say. They differ for errors raised while encoding an

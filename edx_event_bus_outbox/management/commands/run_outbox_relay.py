@@ -6,10 +6,21 @@ finishes the batch in flight, releases the leases and exits 0.
 """
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from openedx_events.tooling import load_all_signals
 
+from ... import conf
+from ...exceptions import OutboxConfigurationError
 from ...relay.relay import Relay, RelayOptions
+
+# option -> (its name on the command line, the check of its value, the setting it overrides)
+OPTIONS = {
+    "lanes": ("--lane", conf.require_topic_names, "EVENT_BUS_OUTBOX_RELAY_LANES"),
+    "batch_size": ("--batch-size", conf.require_positive_int, "EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE"),
+    "poll_interval": ("--poll-interval", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL"),
+    "lease_seconds": ("--lease-seconds", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
+    "heartbeat_file": ("--heartbeat-file", conf.require_heartbeat_file, "EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE"),
+}
 
 
 class Command(BaseCommand):
@@ -29,8 +40,13 @@ class Command(BaseCommand):
                             help="Touch this file every loop, for liveness probes (EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE).")
 
     def handle(self, *args, **options):
+        try:
+            relay_options = self._relay_options(options)
+            conf.check_settings()  # all of them, so that a bad one fails now and not in the first batch
+        except OutboxConfigurationError as exc:
+            raise CommandError(f"{exc} The relay did not start.") from exc
         load_all_signals()
-        relay = Relay(self._relay_options(options))
+        relay = Relay(relay_options)
         signal.signal(signal.SIGTERM, relay.stop)
         signal.signal(signal.SIGINT, relay.stop)
         relay.run()
@@ -38,8 +54,14 @@ class Command(BaseCommand):
 
     @staticmethod
     def _relay_options(options):
+        """The settings, overridden by the options given; each checked under the name it was given by."""
         relay_options = RelayOptions(until_empty=options["until_empty"])
-        for name in ("lanes", "batch_size", "poll_interval", "lease_seconds", "heartbeat_file"):
+        given_as = {}
+        for name, (option, check, setting) in OPTIONS.items():
+            given_as[name] = setting
             if options.get(name) is not None:
-                setattr(relay_options, name, options[name])
+                setattr(relay_options, name, check(option, options[name]))
+                given_as[name] = option
+        conf.check_relay_timing(relay_options.lease_seconds, relay_options.poll_interval,
+                                lease_name=given_as["lease_seconds"], poll_name=given_as["poll_interval"])
         return relay_options
