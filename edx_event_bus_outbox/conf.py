@@ -10,7 +10,7 @@ Each accessor also checks its value's type and range, and raises ``OutboxConfigu
 naming the setting and what it needs. ``check_settings()`` runs them all (and the checks
 that relate two settings); ``manage.py check``, the relay and the consumer call it at startup.
 Types are not coerced: ``"false"`` is not False and ``"500"`` is not 500 (see
-docs/decisions/0008-settings-checked-at-startup.rst).
+docs/decisions/0010-settings-checked-at-startup.rst).
 """
 import math
 import os
