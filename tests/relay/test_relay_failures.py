@@ -26,7 +26,7 @@ from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
-FAST_RETRIES = {"max_attempts": 3, "backoff": (0.01, 0.05)}
+FAST_RETRIES = {"max_attempts": 3, "dead_after_seconds": 0, "backoff": (0.01, 0.05)}
 
 
 def published_ids(kafka_stack, topic, expected=None):
