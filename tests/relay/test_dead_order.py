@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
@@ -35,17 +36,18 @@ DIES_AT_ONCE = {"max_attempts": 1, "dead_after_seconds": 0, "backoff": (0.01, 0.
 NEWER_TYPE = "org.openedx.learning.course.enrollment.from.a.newer.service.v1"
 
 
-def send(topic, key, newer=False):
+def send(topic, key, newer=False, big=False):
     """
     Commit one enrollment event of course key ``key``. ``newer`` gives it an event type this
-    relay has no signal for, as a service deployed before the relay would write.
+    relay has no signal for, as a service deployed before the relay would write; ``big`` makes
+    it about 4 kB.
     """
     signal, _, _ = enrollment_event()
     metadata = EventsMetadata(event_type=signal.event_type)
+    course = CourseDataFactory(course_key=course_key(key), **({"display_name": "x" * 4000} if big else {}))
     with transaction.atomic():
         create_producer().send(signal=signal, topic=topic, event_key_field=KEY_FIELD, event_metadata=metadata,
-                               event_data={"enrollment": CourseEnrollmentDataFactory(
-                                   course=CourseDataFactory(course_key=course_key(key)))})
+                               event_data={"enrollment": CourseEnrollmentDataFactory(course=course)})
     if newer:
         OutboxEvent.objects.filter(event_id=metadata.id).update(event_type=NEWER_TYPE)
     return str(metadata.id)
@@ -60,6 +62,13 @@ def relay_knows_the_newer_type():
     finally:
         del OpenEdxPublicSignal._mapping[NEWER_TYPE]  # pylint: disable=protected-access
         OpenEdxPublicSignal.instances.remove(signal)
+
+
+def set_max_message_bytes(kafka_stack, topic, value):
+    resource = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)])
+    for future in kafka_stack.admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
 
 
 def published(kafka_stack, topic, expected):
@@ -121,6 +130,32 @@ def test_requeue_releases_only_the_rows_held_behind_the_requeued_row(kafka_stack
     _, ids = published(kafka_stack, topic, expected=2)
     assert ids == {a_dead, a_later}
     assert status_of(b_later) == STATUS.held
+
+
+def test_a_row_the_broker_refuses_is_resent_before_its_key_s_newest_event(kafka_stack, topic):
+    """
+    A refusal by the broker (MSG_SIZE_TOO_LARGE) arrives in a delivery report, after later
+    rows of the batch were produced, so a later event of the key may already be on Kafka.
+    It is never marked sent while the refused row is dead, and once the operator raised the
+    limit and requeued, it goes out again after it: the key's last message is its newest.
+    """
+    set_max_message_bytes(kafka_stack, topic, 3000)
+    order = [send(topic, "A"), send(topic, "B"), send(topic, "A", big=True), send(topic, "A"), send(topic, "B"),
+             send(topic, "A")]
+    drain(topic, **DIES_AT_ONCE)
+    # The broker refuses a whole record batch, so A's first event may die with the big one.
+    a_statuses = [status for status, key in OutboxEvent.objects.order_by("id").values_list("status", "event_key")
+                  if key == str(course_key("A"))]
+    first_dead = a_statuses.index(STATUS.dead)
+    assert first_dead <= 1 and STATUS.sent not in a_statuses[first_dead + 1:], a_statuses
+
+    set_max_message_bytes(kafka_stack, topic, 1000000)
+    call_command("requeue_outbox", "--topic", topic)
+    drain(topic, **DIES_AT_ONCE)
+    assert OutboxEvent.objects.exclude(status=STATUS.sent).count() == 0
+    messages = kafka_stack.read_all(topic)
+    verdict = check(messages, order)
+    assert not verdict.lost and not verdict.phantom and not verdict.stale_last, verdict.summary()
 
 
 def test_an_event_type_this_relay_does_not_know_does_not_go_dead_within_seconds_by_default(topic):
