@@ -26,9 +26,12 @@ def _hold_behind_dead(alias, lane, limit):
     """
     Read a batch and hold its rows that are behind a dead row, in one transaction.
 
-    The dead rows are locked first, so that no requeue can turn one back to pending between
-    the read of the batch and its publication: the batch either sees the row pending (and
-    publishes it first) or holds the rows behind it, which the requeue then releases.
+    The dead rows are locked first, so that a requeue cannot slip in between reading them and
+    holding: it would release rows that this transaction then held again, with no dead row in
+    front of them any more. With the lock, the batch either sees the requeued row pending (and
+    publishes it first) or holds the rows behind it, which the requeue then releases. Once
+    this commits, a requeue changes nothing for the batch: it holds no row of the requeued
+    row's key newer than it.
     """
     with transaction.atomic(using=alias):
         first_dead = first_dead_by_key(alias, lane, lock=True)
