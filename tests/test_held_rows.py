@@ -3,18 +3,20 @@ Held rows (docs/decisions/0008-per-key-order-and-the-dead-state.rst) on the data
 the claim, requeue, status, retention. The end-to-end tests with Kafka are in
 tests/relay/test_dead_order.py.
 """
+import threading
 import uuid
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from edx_event_bus_outbox import conf
 from edx_event_bus_outbox.exceptions import OutboxConfigurationError
 from edx_event_bus_outbox.models import OutboxEvent
-from edx_event_bus_outbox.outbox.held import first_dead_by_key, is_behind
+from edx_event_bus_outbox.outbox.held import first_dead_by_key, is_behind, lock_dead, release_held
 from edx_event_bus_outbox.relay.holding import ready_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,3 +123,40 @@ def test_the_retry_budget_defaults_to_a_quarter_hour_and_refuses_negative_values
     settings.EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS = -1
     with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS"):
         conf.relay_dead_after_seconds()
+
+
+@pytest.mark.server_database
+def test_a_claim_during_a_requeue_waits_for_it_and_holds_nothing_the_requeue_released():
+    """Without the claim's lock it would read the row as dead, then hold the rows the requeue freed, for good."""
+    dead, held, met_later = row("K", STATUS.dead), row("K", STATUS.held), row("K")
+    locked, finish, claimed = threading.Event(), threading.Event(), {}
+
+    def requeue_slowly():
+        try:
+            with transaction.atomic():
+                lock_dead("default", "lane-a")
+                locked.set()
+                finish.wait(30)
+                OutboxEvent.objects.filter(id=dead).update(status=STATUS.pending)
+                release_held("default", "lane-a")
+        finally:
+            connection.close()
+
+    def claim():
+        try:
+            claimed["ids"] = [r.id for r in ready_batch("default", "lane-a", 10)]
+        finally:
+            connection.close()
+
+    requeue = threading.Thread(target=requeue_slowly)
+    requeue.start()
+    assert locked.wait(30)
+    claimer = threading.Thread(target=claim)
+    claimer.start()
+    claimer.join(1.0)
+    assert claimer.is_alive(), "the claim must wait for the requeue's lock on the dead row"
+    finish.set()
+    requeue.join(30)
+    claimer.join(30)
+    assert claimed["ids"] == [dead, held, met_later]
+    assert statuses(dead, held, met_later) == [STATUS.pending] * 3
