@@ -5,8 +5,8 @@ and a permanent-looking error has a retry budget that outlasts a rolling deploy 
 Against the real broker and registry, on whichever database ``OUTBOX_TEST_DB`` names.
 """
 import threading
-from contextlib import contextmanager
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest

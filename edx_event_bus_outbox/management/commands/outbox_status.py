@@ -29,8 +29,8 @@ class Command(BaseCommand):
         if not statuses:
             self.stdout.write("The outbox is empty: nothing pending, dead or held, no relay lease.")
         else:
-            self.stdout.write(f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6} {'held':>6}  {'lease holder':<28} "
-                              f"{'lease expires':<25} last sent")
+            self.stdout.write(f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6} {'held':>6}  "
+                              f"{'lease holder':<28} {'lease expires':<25} last sent")
         for s in statuses:
             age = f"{s.oldest_pending_age_seconds:.1f}s" if s.oldest_pending_age_seconds is not None else "-"
             self.stdout.write(
