@@ -8,7 +8,7 @@ are JSON values compared canonically, so two spellings of one key are one key.
 """
 import json
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from .models import OutboxEvent
 
@@ -20,21 +20,29 @@ def canonical_key(key) -> str:
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
-def _dead(alias, topic, lock):
+def _dead(alias, topic, lock) -> list:
+    """The topic's dead rows as ``(id, event_key)``; ``lock`` locks them against a requeue or a claim."""
     dead = OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=topic).order_by("id")
-    # Always locked in id order, one topic at a time: the relay's claim and a requeue never deadlock.
-    return dead.select_for_update() if lock else dead
+    if not lock or not connections[alias].features.has_select_for_update:  # SQLite: one writer at a time
+        return list(dead.values_list("id", "event_key"))
+    # Locked through the primary key alone, in id order, by the claim and by a requeue alike.
+    # Through a secondary index, InnoDB would lock its entries first and the row after, and a
+    # requeue updating the row's status (hence those entries) would deadlock with the claim.
+    ids = list(dead.values_list("id", flat=True))
+    locked = (OutboxEvent.objects.using(alias).filter(id__in=ids).order_by("id").select_for_update()
+              .values_list("id", "status", "event_key"))
+    return [(row_id, key) for row_id, status, key in locked if status == STATUS.dead]
 
 
 def lock_dead(alias, topic):
     """Lock the topic's dead rows, as the relay's claim does, before a requeue changes any of them."""
-    list(_dead(alias, topic, lock=True).values_list("id", flat=True))
+    _dead(alias, topic, lock=True)
 
 
 def first_dead_by_key(alias, topic, lock=False) -> dict:
     """``{canonical key: lowest dead id}`` of the topic; ``lock`` locks those rows against a requeue."""
     first = {}
-    for row_id, key in _dead(alias, topic, lock).values_list("id", "event_key"):
+    for row_id, key in _dead(alias, topic, lock):
         key = canonical_key(key)
         first[key] = min(row_id, first.get(key, row_id))
     return first
