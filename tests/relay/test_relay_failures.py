@@ -128,7 +128,7 @@ def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, t
     big_row.refresh_from_db()
     assert big_row.status == OutboxEvent.STATUS.pending and big_row.attempts == 0
     drain(small, **FAST_RETRIES)
-    assert str(big_row.event_id) in published_ids(kafka_stack, small, expected=3)
+    assert str(big_row.event_id) in published_ids(kafka_stack, small)  # all: the small ones may be there twice
     assert OutboxEvent.objects.get(id=big_row.id).status == OutboxEvent.STATUS.sent
 
 
