@@ -302,9 +302,26 @@ def relay_max_attempts():
     # .. setting_default: 5
     # .. setting_description: Attempts at an event that fails for a reason of its own
     #   (incompatible schema, too large, unknown signal) before it is moved to the ``dead``
-    #   state. Outages of the broker or registry never count. See
+    #   state, provided it has also been failing for ``EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS``.
+    #   Outages of the broker or registry never count. See
     #   docs/decisions/0003-retries-and-the-dead-state.rst.
     return _checked("EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS", 5, require_positive_int)
+
+
+def relay_dead_after_seconds():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS
+    # .. setting_default: 900
+    # .. setting_description: How long, in seconds since its first failure, an event that fails
+    #   for a reason of its own keeps being retried before it may go ``dead`` (it also needs
+    #   ``EVENT_BUS_OUTBOX_RELAY_MAX_ATTEMPTS`` attempts). Meanwhile its lane waits. The default
+    #   outlasts a rolling deploy: an older relay that meets an event type only the newer code
+    #   knows retries until the newer relay takes the lane over, instead of sending the event to
+    #   ``dead``. ``0`` leaves only the attempts. See docs/decisions/0003-retries-and-the-dead-state.rst.
+    seconds = float(_get("EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS", 900))
+    if seconds < 0:
+        raise OutboxConfigurationError(
+            f"EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS must be 0 or more seconds, not {seconds!r}.")
+    return seconds
 
 
 def relay_backoff_seconds():

@@ -19,7 +19,8 @@ PENDING_LANE_INDEX = "outbox_pending_lane_idx"
 class OutboxEvent(models.Model):
     """One event waiting for, or done with, publication to Kafka."""
 
-    STATUS = Choices(("pending", "Pending"), ("sent", "Sent"), ("dead", "Dead"))
+    # ``held``: waits behind a dead row of its key (docs/decisions/0011-per-key-order-and-the-dead-state.rst).
+    STATUS = Choices(("pending", "Pending"), ("sent", "Sent"), ("dead", "Dead"), ("held", "Held"))
 
     id = models.BigAutoField(primary_key=True)
     # What the message is: enough to rebuild key, value and headers byte for byte.
@@ -40,6 +41,7 @@ class OutboxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="First failure of its own (ADR 3)")
     created = AutoCreatedField(db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     partition = models.IntegerField(null=True, blank=True)

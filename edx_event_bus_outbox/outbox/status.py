@@ -1,4 +1,4 @@
-"""Per-lane health of the outbox: backlog, age, dead rows, lease. Used by ``outbox_status`` and the admin."""
+"""Per-lane health of the outbox: backlog, age, dead and held rows, lease. Used by ``outbox_status`` and the admin."""
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Optional
@@ -17,6 +17,7 @@ class LaneStatus:
     pending: int
     oldest_pending_age_seconds: Optional[float]
     dead: int
+    held: int
     lease_holder: str
     lease_expires_at: Optional[datetime]
     last_sent_at: Optional[datetime]
@@ -29,15 +30,16 @@ class LaneStatus:
 
 
 def lane_statuses(alias=None) -> list:
-    """One ``LaneStatus`` per lane that has pending or dead rows or a lease."""
+    """One ``LaneStatus`` per lane that has pending, dead or held rows or a lease."""
     alias = alias or conf.database_alias()
     now = timezone.now()
     counts = {
         row["topic"]: row for row in OutboxEvent.objects.using(alias)
-        .filter(status__in=[OutboxEvent.STATUS.pending, OutboxEvent.STATUS.dead])
+        .filter(status__in=[OutboxEvent.STATUS.pending, OutboxEvent.STATUS.dead, OutboxEvent.STATUS.held])
         .values("topic")
         .annotate(pending=Count("id", filter=Q(status=OutboxEvent.STATUS.pending)),
                   dead=Count("id", filter=Q(status=OutboxEvent.STATUS.dead)),
+                  held=Count("id", filter=Q(status=OutboxEvent.STATUS.held)),
                   oldest=Min("created", filter=Q(status=OutboxEvent.STATUS.pending)))
     }
     leases = {lease.lane: lease for lease in RelayLease.objects.using(alias).all()}
@@ -50,6 +52,7 @@ def lane_statuses(alias=None) -> list:
             pending=row.get("pending", 0),
             oldest_pending_age_seconds=(now - row["oldest"]).total_seconds() if row.get("oldest") else None,
             dead=row.get("dead", 0),
+            held=row.get("held", 0),
             lease_holder=lease.holder if held else "",
             lease_expires_at=lease.expires_at if held else None,
             last_sent_at=lease.last_sent_at if lease else None,
@@ -67,4 +70,6 @@ def problems(statuses, max_pending_age=None, max_dead=None) -> list:
     dead = sum(s.dead for s in statuses)
     if dead > max_dead:
         found.append(f"{dead} dead event(s) (limit {max_dead}); see `requeue_outbox`")
+    found += [f"lane {s.lane!r}: {s.held} event(s) held behind dead events of their key; fix the dead events' "
+              f"cause and requeue them (see docs/operations.rst)" for s in statuses if s.held]
     return found

@@ -17,7 +17,7 @@ from django.utils import timezone
 from edx_django_utils.monitoring import function_trace, set_custom_attribute
 
 from .. import conf
-from . import leases, store
+from . import holding, leases, store
 from .backoff import backoff_seconds
 from .errors import InfrastructureUnavailable
 from .sink import KafkaSink
@@ -37,6 +37,7 @@ class RelayOptions:
     poll_interval: float = field(default_factory=conf.relay_poll_interval)
     lease_seconds: float = field(default_factory=conf.relay_lease_seconds)
     max_attempts: int = field(default_factory=conf.relay_max_attempts)
+    dead_after_seconds: float = field(default_factory=conf.relay_dead_after_seconds)
     backoff: tuple = field(default_factory=conf.relay_backoff_seconds)
     delete_on_ack: bool = field(default_factory=conf.delete_on_ack)
     listen: bool = field(default_factory=conf.relay_listen)
@@ -166,8 +167,8 @@ class Relay:
         return bool(acked)
 
     def _ready_rows(self, lane):
-        """Pending rows in id order, cut before the first one still waiting out a backoff."""
-        rows = store.pending_batch(self.options.alias, lane, self.options.batch_size)
+        """Pending rows in id order (less those held behind a dead row), cut before the first one in backoff."""
+        rows = holding.ready_batch(self.options.alias, lane, self.options.batch_size)
         now = timezone.now()
         for index, row in enumerate(rows):
             if row.next_attempt_at and row.next_attempt_at > now:
@@ -183,14 +184,16 @@ class Relay:
             self._set_state("waiting for Kafka or the schema registry", error.log_text)
             return
         status = store.record_failure(self.options.alias, row.id, error,
-                                      backoff_seconds(row.attempts + 1, first, cap), self.options.max_attempts)
+                                      backoff_seconds(row.attempts + 1, first, cap), self.options.max_attempts,
+                                      self.options.dead_after_seconds)
         if status == store.STATUS.dead:
             self.dead_total += 1
             logger.error("Outbox event moved to dead after %s attempts: id=%s event_id=%s type=%s topic=%s error=%s",
                          row.attempts + 1, row.id, row.event_id, row.event_type, row.topic, error.log_text)
         else:
-            logger.warning("Outbox event failed (attempt %s of %s), will retry: id=%s event_id=%s type=%s "
-                           "topic=%s error=%s", row.attempts + 1, self.options.max_attempts, row.id,
+            logger.warning("Outbox event failed (attempt %s, at least %s and %.0fs before it goes dead), will retry: "
+                           "id=%s event_id=%s type=%s topic=%s error=%s", row.attempts + 1, self.options.max_attempts,
+                           self.options.dead_after_seconds, row.id,
                            row.event_id, row.event_type, row.topic, error.log_text)
 
     def _lane_recovered(self, lane):

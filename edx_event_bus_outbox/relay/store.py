@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Optional
 
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..outbox.models import OutboxEvent
@@ -140,15 +141,22 @@ def _mark_sent_statement(connection, deliveries, now):
             [STATUS.sent, now] + params)
 
 
-def record_failure(alias, row_id, error, delay_seconds, max_attempts) -> str:
-    """Count a permanent failure against the row; returns its new status (``pending`` or ``dead``)."""
+def record_failure(alias, row_id, error, delay_seconds, max_attempts, dead_after_seconds) -> str:
+    """
+    Count a permanent failure against the row; returns its new status (``pending`` or ``dead``).
+
+    The row goes dead only after ``max_attempts`` attempts *and* ``dead_after_seconds`` since its
+    first failure: a budget in time, not in attempts, is what outlasts a rolling deploy (ADR 3).
+    """
+    now = timezone.now()
     with transaction.atomic(using=alias):
         OutboxEvent.objects.using(alias).filter(id=row_id).update(
             attempts=F("attempts") + 1,
             last_error=str(error)[:10000],
-            next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
+            next_attempt_at=now + timedelta(seconds=delay_seconds),
+            failing_since=Coalesce(F("failing_since"), Value(now)),
         )
-        OutboxEvent.objects.using(alias).filter(id=row_id, attempts__gte=max_attempts).update(
-            status=STATUS.dead, next_attempt_at=None,
-        )
+        OutboxEvent.objects.using(alias).filter(
+            id=row_id, attempts__gte=max_attempts, failing_since__lte=now - timedelta(seconds=dead_after_seconds),
+        ).update(status=STATUS.dead, next_attempt_at=None)
         return OutboxEvent.objects.using(alias).values_list("status", flat=True).get(id=row_id)

@@ -26,7 +26,7 @@ from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
-FAST_RETRIES = {"max_attempts": 3, "backoff": (0.01, 0.05)}
+FAST_RETRIES = {"max_attempts": 3, "dead_after_seconds": 0, "backoff": (0.01, 0.05)}
 
 
 def published_ids(kafka_stack, topic, expected=None):
@@ -48,9 +48,11 @@ def test_unknown_event_type_goes_dead_after_max_attempts_and_the_lane_moves_on(t
     ghost.refresh_from_db()
     assert ghost.status == OutboxEvent.STATUS.dead and ghost.attempts == 3
     assert "no OpenEdxPublicSignal of type 'org.openedx.removed.event.v1'" in ghost.last_error
-    assert relay.sent_total == 3 and relay.dead_total == 1
-    assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.sent).count() == 3
-    assert len(published_ids(kafka_stack, topic, expected=3)) == 3
+    assert relay.sent_total == 2 and relay.dead_total == 1
+    # The later event of the ghost's key waits behind it (ADR 11); the other key's goes out.
+    assert list(OutboxEvent.objects.order_by("id").values_list("status", flat=True)) == [
+        OutboxEvent.STATUS.sent, OutboxEvent.STATUS.dead, OutboxEvent.STATUS.held, OutboxEvent.STATUS.sent]
+    assert len(published_ids(kafka_stack, topic, expected=2)) == 2
     assert str(ghost.event_id) in caplog.text and "dead" in caplog.text
     pii = ghost.payload["enrollment"]["user"]["pii"]  # never the payload, in whatever quoting
     assert pii["email"] and not any(value in caplog.text for value in pii.values())
@@ -64,7 +66,7 @@ def test_a_value_that_does_not_fit_the_schema_is_in_last_error_but_never_in_the_
     # course.end is a ["null", "string"] union; fastavro quotes the value no branch accepts
     broken.payload["enrollment"]["course"]["end"] = {"email": secret}
     broken.save()
-    write_events(topic, 1)
+    write_events(topic, 2)  # the first has broken's key and waits behind it (ADR 11), the second goes out
 
     with caplog.at_level(logging.INFO):
         relay = drain(topic, **FAST_RETRIES)
@@ -127,7 +129,7 @@ def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, t
     big_row.refresh_from_db()
     assert big_row.status == OutboxEvent.STATUS.pending and big_row.attempts == 0
     drain(small, **FAST_RETRIES)
-    assert str(big_row.event_id) in published_ids(kafka_stack, small, expected=3)
+    assert str(big_row.event_id) in published_ids(kafka_stack, small)  # all: the small ones may be there twice
     assert OutboxEvent.objects.get(id=big_row.id).status == OutboxEvent.STATUS.sent
 
 

@@ -7,8 +7,9 @@ from ...outbox.status import lane_statuses, problems
 
 
 class Command(BaseCommand):
-    help = ("Per lane: pending count, oldest pending age, dead count, lease holder and expiry, last sent. "
-            "--check exits 1 when EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE or _MAX_DEAD is exceeded.")
+    help = ("Per lane: pending count, oldest pending age, dead and held counts, lease holder and expiry, last sent. "
+            "--check exits 1 when EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE or _MAX_DEAD is exceeded, or rows are "
+            "held behind dead ones.")
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
@@ -26,14 +27,14 @@ class Command(BaseCommand):
 
     def _print_table(self, statuses, found):
         if not statuses:
-            self.stdout.write("The outbox is empty: nothing pending, nothing dead, no relay lease.")
+            self.stdout.write("The outbox is empty: nothing pending, dead or held, no relay lease.")
         else:
-            self.stdout.write(f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6}  {'lease holder':<28} "
-                              f"{'lease expires':<25} last sent")
+            self.stdout.write(f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6} {'held':>6}  "
+                              f"{'lease holder':<28} {'lease expires':<25} last sent")
         for s in statuses:
             age = f"{s.oldest_pending_age_seconds:.1f}s" if s.oldest_pending_age_seconds is not None else "-"
             self.stdout.write(
-                f"{s.lane:<40} {s.pending:>8} {age:>9} {s.dead:>6}  {s.lease_holder or '(none)':<28} "
+                f"{s.lane:<40} {s.pending:>8} {age:>9} {s.dead:>6} {s.held:>6}  {s.lease_holder or '(none)':<28} "
                 f"{s.lease_expires_at.isoformat() if s.lease_expires_at else '-':<25} "
                 f"{s.last_sent_at.isoformat() if s.last_sent_at else '-'}"
             )
