@@ -317,11 +317,7 @@ def relay_dead_after_seconds():
     #   outlasts a rolling deploy: an older relay that meets an event type only the newer code
     #   knows retries until the newer relay takes the lane over, instead of sending the event to
     #   ``dead``. ``0`` leaves only the attempts. See docs/decisions/0003-retries-and-the-dead-state.rst.
-    seconds = float(_get("EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS", 900))
-    if seconds < 0:
-        raise OutboxConfigurationError(
-            f"EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS must be 0 or more seconds, not {seconds!r}.")
-    return seconds
+    return _checked("EVENT_BUS_OUTBOX_RELAY_DEAD_AFTER_SECONDS", 900, require_number, inclusive=True)
 
 
 def relay_backoff_seconds():
@@ -568,7 +564,8 @@ CHECKS = (
     bootstrap_servers, kafka_api_key, kafka_api_secret, schema_registry_url, schema_registry_api_key,
     schema_registry_api_secret, schema_registry_timeout, topic_prefix, audit_logging_enabled,
     producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors,
-    relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_backoff_seconds,
+    relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_dead_after_seconds,
+    relay_backoff_seconds,
     relay_lanes, relay_listen, relay_heartbeat_file, delete_on_ack,
     status_max_pending_age, status_max_dead, retention_days, purge_batch_size,
     consumers_enabled, consumer_poll_timeout, consumer_poll_failure_sleep, consumer_consecutive_errors_limit,

@@ -111,7 +111,7 @@ INVALID = [
     ("EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE", "/no/such/directory/alive", "an existing directory"),
     ("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", "false", "True or False"),
     ("EVENT_BUS_OUTBOX_DELETE_ON_ACK", 1, "True or False"),
-    ("EVENT_BUS_OUTBOX_DATABASE", "replica", "an alias in DATABASES ('default')"),
+    ("EVENT_BUS_OUTBOX_DATABASE", "replica", "an alias in DATABASES ('default', 'other')"),
     ("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL", "localhost:8081", "an http:// or https:// URL"),
     ("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 0, "a number above 0"),
     ("EVENT_BUS_TOPIC_PREFIX", "stage prod", "a Kafka topic name"),
