@@ -117,9 +117,9 @@ class Variants:
         sig, topic = self.signal, self.topic
         clock = time.perf_counter_ns
         totals = []
-        for data, _, _ in events:
+        for data, meta, _ in events:
             t0 = clock()
-            serialize_event(sig, topic, KEY_FIELD, data)
+            serialize_event(sig, topic, KEY_FIELD, data, meta)
             totals.append(clock() - t0)
         return totals
 

@@ -232,10 +232,10 @@ def _wrong_type():
         "enrollment.is_active"
 
 
-def _wrong_key_type():
+def _nul_in_the_key():
     from openedx_events.learning.signals import SESSION_LOGIN_COMPLETED  # pylint: disable=import-outside-toplevel
     return SESSION_LOGIN_COMPLETED, "user.pii.username", {"user": UserDataFactory(pii=UserPersonalDataFactory(
-        username=SECRET + "\x00"))}, "user.pii.username"
+        username=SECRET + "\x00", email="e@example.org"))}, "user.pii.username"
 
 
 def _custom_type_given_a_string():
@@ -249,7 +249,7 @@ def _nul():
     return COURSE_ENROLLMENT_CREATED, KEY_FIELD, enrollment(email=SECRET + "\x00"), "enrollment.user.pii.email"
 
 
-@pytest.mark.parametrize("case", [_wrong_type, _wrong_key_type, _custom_type_given_a_string, _nul])
+@pytest.mark.parametrize("case", [_wrong_type, _nul_in_the_key, _custom_type_given_a_string, _nul])
 def test_validation_messages_never_quote_the_value(case, caplog):
     signal, key_field, data, field = case()
     with caplog.at_level(logging.DEBUG), pytest.raises(EventValidationError) as raised:
