@@ -198,6 +198,40 @@ def test_the_event_commits_with_the_callers_data(routed):
     assert Group.objects.count() == 1 and OutboxEvent.objects.count() == 1
 
 
+def test_text_that_only_looks_like_a_bad_escape_is_stored_as_it_is(routed):
+    """Emoji (a surrogate pair in JSON) and a literal backslash-u pass the quick check's suspicion."""
+    name = "Zoë 😀 \\ud800 \\u0000 终"
+    caller_transaction(enrollment(name=name))
+    assert OutboxEvent.objects.get().payload["enrollment"]["user"]["pii"]["name"] == name
+
+
+def test_a_large_event_under_the_limit_is_measured_exactly_and_stored(routed):
+    """400,000 characters: the JSON text alone cannot prove it fits, so it is Avro-encoded and measured."""
+    caller_transaction(enrollment(name="x" * 400_000))
+    assert len(OutboxEvent.objects.get().payload["enrollment"]["user"]["pii"]["name"]) == 400_000
+
+
+def test_a_topic_longer_than_its_column_is_refused_before_the_insert(routed, settings, caplog):
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    long_topic = "t" * 300
+    settings.EVENT_BUS_PRODUCER_CONFIG = {COURSE_ENROLLMENT_CREATED.event_type: {
+        long_topic: {"event_key_field": KEY_FIELD, "enabled": True}}}
+    with caplog.at_level(logging.INFO):
+        caller_transaction(enrollment())
+    assert list(Group.objects.values_list("name", flat=True)) == ["caller-row"]
+    assert not OutboxEvent.objects.exists()
+    assert "EventValidationError" in caplog.text and "field 'topic' is 300 characters long" in caplog.text
+
+
+def test_the_size_limit_must_be_positive(settings):
+    from edx_event_bus_outbox import conf  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.exceptions import OutboxConfigurationError  # pylint: disable=import-outside-toplevel
+    assert conf.max_event_bytes() == 1_000_000
+    settings.EVENT_BUS_OUTBOX_MAX_EVENT_BYTES = 0
+    with pytest.raises(OutboxConfigurationError):
+        conf.max_event_bytes()
+
+
 def test_a_successful_send_is_one_statement(routed):
     """No extra round trip on the normal path: one ``execute`` on the connection per event."""
     from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
