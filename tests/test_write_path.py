@@ -9,23 +9,23 @@ not stored, and an ERROR log names the event but never the offending value.
 """
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from openedx_events.apps import general_signal_handler
 from openedx_events.data import EventsMetadata
 from openedx_events.learning.data import PersistentCourseGradeData
 from openedx_events.learning.signals import PERSISTENT_GRADE_SUMMARY_CHANGED
-from openedx_events.tooling import OpenEdxPublicSignal
 
 from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.exceptions import DuplicateEventError, EventValidationError, OutboxWriteError
 from edx_event_bus_outbox.models import OutboxEvent
 from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, UserDataFactory, UserPersonalDataFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("routed")]
 
 TOPIC = "topic-w"
 KEY_FIELD = "enrollment.course.course_key"
@@ -52,9 +52,9 @@ def enrollment(**pii):
 
 def grade(percent):
     return {"grade": PersistentCourseGradeData(
-        user_id=7, course=CourseDataFactory(), course_edited_timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        user_id=7, course=CourseDataFactory(), course_edited_timestamp=datetime(2026, 1, 1, tzinfo=UTC),
         course_version="v1", grading_policy_hash="h", percent_grade=percent, letter_grade="A",
-        passed_timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc))}
+        passed_timestamp=datetime(2026, 1, 2, tzinfo=UTC))}
 
 
 def emit(data, signal=None, metadata=None):
@@ -91,33 +91,33 @@ UNSTORABLE = {
 
 
 @pytest.mark.parametrize("case", sorted(UNSTORABLE))
-def test_content_the_database_cannot_store_keeps_the_callers_data(routed, caplog, case):
+def test_content_the_database_cannot_store_keeps_the_callers_data(caplog, case):
     make_data, field = UNSTORABLE[case]
     with caplog.at_level(logging.INFO):
         caller_transaction(make_data())
     assert_caller_row_kept_and_event_refused(caplog, "EventValidationError", repr(field), TOPIC)
 
 
-def test_not_a_number_keeps_the_callers_data(routed, caplog):
+def test_not_a_number_keeps_the_callers_data(caplog):
     with caplog.at_level(logging.INFO):
         caller_transaction(grade(float("nan")), signal=PERSISTENT_GRADE_SUMMARY_CHANGED)
     assert_caller_row_kept_and_event_refused(caplog, "EventValidationError", "'grade.percent_grade'")
 
 
-def test_an_event_over_the_size_limit_keeps_the_callers_data(routed, caplog, settings):
+def test_an_event_over_the_size_limit_keeps_the_callers_data(caplog, settings):
     settings.EVENT_BUS_OUTBOX_MAX_EVENT_BYTES = 4000
     with caplog.at_level(logging.INFO):
         caller_transaction(enrollment(name=SECRET + "x" * 5000))
     assert_caller_row_kept_and_event_refused(caplog, "EventValidationError", "EVENT_BUS_OUTBOX_MAX_EVENT_BYTES")
 
 
-def test_the_default_size_limit_refuses_an_event_kafka_would_refuse(routed, caplog):
+def test_the_default_size_limit_refuses_an_event_kafka_would_refuse(caplog):
     with caplog.at_level(logging.INFO):
         caller_transaction(enrollment(name=SECRET + "x" * 1_000_000))
     assert_caller_row_kept_and_event_refused(caplog, "EventValidationError", "1000000")
 
 
-def test_a_duplicate_event_id_keeps_the_callers_data_and_the_first_event(routed, caplog):
+def test_a_duplicate_event_id_keeps_the_callers_data_and_the_first_event(caplog):
     from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
     metadata = EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type)
     emit(enrollment(), metadata=metadata)
@@ -161,13 +161,15 @@ def failing_insert():
             cursor.execute(sql)
 
 
-def test_a_database_error_on_the_insert_keeps_the_callers_data(routed, caplog, failing_insert):
+@pytest.mark.usefixtures("failing_insert")
+def test_a_database_error_on_the_insert_keeps_the_callers_data(caplog):
     with caplog.at_level(logging.INFO):
         caller_transaction(enrollment(name=SECRET))
     assert_caller_row_kept_and_event_refused(caplog, "OutboxWriteError", TOPIC)
 
 
-def test_the_caller_can_keep_working_after_a_refused_insert(routed, failing_insert):
+@pytest.mark.usefixtures("failing_insert")
+def test_the_caller_can_keep_working_after_a_refused_insert():
     with transaction.atomic():
         Group.objects.create(name="caller-row")
         emit(enrollment())
@@ -175,14 +177,16 @@ def test_the_caller_can_keep_working_after_a_refused_insert(routed, failing_inse
     assert set(Group.objects.values_list("name", flat=True)) == {"caller-row", "after-the-event"}
 
 
-def test_a_database_error_in_autocommit_keeps_the_callers_data(routed, caplog, failing_insert):
+@pytest.mark.usefixtures("failing_insert")
+def test_a_database_error_in_autocommit_keeps_the_callers_data(caplog):
     with caplog.at_level(logging.INFO):
         Group.objects.create(name="caller-row")
         emit(enrollment(name=SECRET))
     assert_caller_row_kept_and_event_refused(caplog, "OutboxWriteError", TOPIC)
 
 
-def test_with_propagation_a_database_error_rolls_the_caller_back_loudly(routed, failing_insert):
+@pytest.mark.usefixtures("failing_insert")
+def test_with_propagation_a_database_error_rolls_the_caller_back_loudly():
     from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
     COURSE_ENROLLMENT_CREATED.allow_send_event_failure()
     try:
@@ -193,25 +197,66 @@ def test_with_propagation_a_database_error_rolls_the_caller_back_loudly(routed, 
     assert not Group.objects.exists() and not OutboxEvent.objects.exists()
 
 
-def test_the_event_commits_with_the_callers_data(routed):
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="RAISE(ROLLBACK) is SQLite's")
+def test_when_the_database_rolls_the_transaction_back_the_rest_of_the_block_is_refused(caplog):
+    """SQLite's RAISE(ROLLBACK) ends the whole transaction, as an InnoDB deadlock does on MariaDB."""
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TRIGGER outbox_test_lost BEFORE INSERT ON {table} WHEN NEW.topic = '{TOPIC}' "
+                       "BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END")
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(TransactionManagementError):
+            with transaction.atomic():
+                Group.objects.create(name="caller-row")
+                emit(enrollment(name=SECRET))
+                Group.objects.create(name="would-commit-alone")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER outbox_test_lost")
+    assert not Group.objects.exists() and not OutboxEvent.objects.exists()
+    assert "TransactionLostError" in caplog.text and SECRET not in caplog.text
+
+
+@pytest.mark.postgres_only
+def test_a_connection_lost_during_the_insert_fails_the_callers_commit_loudly(caplog):
+    """The INSERT's trigger kills its own backend: the caller's COMMIT must raise, not pretend."""
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION outbox_test_die() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END; $$")
+        cursor.execute(f"CREATE TRIGGER outbox_test_die BEFORE INSERT ON {table} FOR EACH ROW "
+                       f"WHEN (NEW.topic = '{TOPIC}') EXECUTE FUNCTION outbox_test_die()")
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(DatabaseError):
+            caller_transaction(enrollment(name=SECRET))
+    finally:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER outbox_test_die ON {table}")
+            cursor.execute("DROP FUNCTION outbox_test_die()")
+    assert not Group.objects.exists() and not OutboxEvent.objects.exists()
+    assert "TransactionLostError" in caplog.text and SECRET not in caplog.text
+
+
+def test_the_event_commits_with_the_callers_data():
     caller_transaction(enrollment())
     assert Group.objects.count() == 1 and OutboxEvent.objects.count() == 1
 
 
-def test_text_that_only_looks_like_a_bad_escape_is_stored_as_it_is(routed):
+def test_text_that_only_looks_like_a_bad_escape_is_stored_as_it_is():
     """Emoji (a surrogate pair in JSON) and a literal backslash-u pass the quick check's suspicion."""
     name = "Zoë 😀 \\ud800 \\u0000 终"
     caller_transaction(enrollment(name=name))
     assert OutboxEvent.objects.get().payload["enrollment"]["user"]["pii"]["name"] == name
 
 
-def test_a_large_event_under_the_limit_is_measured_exactly_and_stored(routed):
+def test_a_large_event_under_the_limit_is_measured_exactly_and_stored():
     """400,000 characters: the JSON text alone cannot prove it fits, so it is Avro-encoded and measured."""
     caller_transaction(enrollment(name="x" * 400_000))
     assert len(OutboxEvent.objects.get().payload["enrollment"]["user"]["pii"]["name"]) == 400_000
 
 
-def test_a_topic_longer_than_its_column_is_refused_before_the_insert(routed, settings, caplog):
+def test_a_topic_longer_than_its_column_is_refused_before_the_insert(settings, caplog):
     from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
     long_topic = "t" * 300
     settings.EVENT_BUS_PRODUCER_CONFIG = {COURSE_ENROLLMENT_CREATED.event_type: {
@@ -232,7 +277,7 @@ def test_the_size_limit_must_be_positive(settings):
         conf.max_event_bytes()
 
 
-def test_a_successful_send_is_one_statement(routed):
+def test_a_successful_send_is_one_statement():
     """No extra round trip on the normal path: one ``execute`` on the connection per event."""
     from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
     producer = create_producer()
@@ -247,8 +292,8 @@ def test_a_successful_send_is_one_statement(routed):
         for _ in range(3):
             data = enrollment()
             with connection.execute_wrapper(count):
-                producer.send(signal=COURSE_ENROLLMENT_CREATED, topic=TOPIC, event_key_field=KEY_FIELD,
-                              event_data=data, event_metadata=EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type))
+                producer.send(signal=COURSE_ENROLLMENT_CREATED, topic=TOPIC, event_key_field=KEY_FIELD, event_data=data,
+                              event_metadata=EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type))
     assert len(statements) == 3, statements
     assert OutboxEvent.objects.count() == 3
 

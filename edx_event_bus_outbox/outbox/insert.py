@@ -25,6 +25,8 @@ SAVEPOINT = "edx_event_bus_outbox_insert"
 # MariaDB error numbers after which InnoDB has rolled back the whole transaction, not just the
 # statement: a deadlock, and the lost connection (server gone, lost during query, killed).
 _MYSQL_TRANSACTION_LOST = {1213, 2006, 2013, 4031}
+# A lock wait timeout undoes the statement only, unless innodb_rollback_on_timeout is on.
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
 
 _SQL_BY_VENDOR = {}
 
@@ -66,9 +68,10 @@ def _refused(connection, alias, exc, guarded, in_transaction, values):
     describe = dict(event_id=values["event_id"], event_type=values["event_type"], topic=values["topic"],
                     cause=_cause(exc))
     if lost:
-        if connection.in_atomic_block:
+        if connection.in_atomic_block and connection.is_usable():
             # Refuse the rest of the caller's atomic block rather than let its later statements
-            # commit in a new transaction without what came before.
+            # commit in a new transaction without what came before. (A dead connection needs
+            # nothing: the caller's COMMIT will raise.)
             transaction.set_rollback(True, using=alias)
         return TransactionLostError(**describe)
     if isinstance(exc, IntegrityError) and OutboxEvent.objects.using(alias).filter(
@@ -90,8 +93,20 @@ def _restore(connection, exc, guarded) -> bool:
     if connection.vendor == "sqlite":
         return connection.connection is not None and connection.connection.in_transaction
     if connection.vendor == "mysql":
-        return not (exc.args and exc.args[0] in _MYSQL_TRANSACTION_LOST)
+        errno = exc.args[0] if exc.args else None
+        if errno == _MYSQL_LOCK_WAIT_TIMEOUT:
+            return not _mysql_rolls_back_on_timeout(connection)
+        return errno not in _MYSQL_TRANSACTION_LOST
     return True
+
+
+def _mysql_rolls_back_on_timeout(connection) -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@innodb_rollback_on_timeout")
+            return bool(cursor.fetchone()[0])
+    except DatabaseError:
+        return True
 
 
 def _cause(exc) -> str:
