@@ -31,6 +31,9 @@ from .models import OutboxEvent
 # valid surrogate pair in JSON) or a literal backslash can match too and are then let through.
 _SUSPECT_ESCAPES = ("\\u0000", "\\ud")
 
+# Made once: json.dumps with any non-default option builds a new encoder on every call.
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
 # What the relay's Kafka message adds to the Avro key and value, at most: the Confluent
 # framing of both (2 x 5 bytes), the CloudEvents headers (names, and values bounded by the
 # outbox columns they come from) and librdkafka's per-record overhead.
@@ -76,7 +79,7 @@ def payload_json(payload):
     ``(text, None)``: the payload as the JSON text the outbox stores; or ``(None, (field, problem))``.
     """
     try:
-        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        text = _JSON.encode(payload)
     except ValueError:
         return None, (_first_path(payload, _not_finite) or "(event)",
                       "is not a finite number (NaN or infinity), which JSON and so the outbox cannot hold")
