@@ -254,6 +254,22 @@ def database_alias():
     return alias
 
 
+def max_event_bytes():
+    # .. setting_name: EVENT_BUS_OUTBOX_MAX_EVENT_BYTES
+    # .. setting_default: 1000000
+    # .. setting_description: Largest event ``send()`` accepts, in bytes of the Kafka message the
+    #   relay will produce for it (framed Avro key and value plus headers). A larger event is
+    #   refused at once with ``EventValidationError``, before any database statement, instead of
+    #   being stored and then going dead at the relay. The default is Kafka's default
+    #   ``message.max.bytes`` as librdkafka (the relay's producer) applies it, 1,000,000; the
+    #   broker's default for a topic is 1,048,588. Raise it only together with the producer's
+    #   ``message.max.bytes`` and the topic's ``max.message.bytes``.
+    limit = int(_get("EVENT_BUS_OUTBOX_MAX_EVENT_BYTES", 1_000_000))
+    if limit <= 0:
+        raise OutboxConfigurationError(f"EVENT_BUS_OUTBOX_MAX_EVENT_BYTES must be a positive number, not {limit!r}.")
+    return limit
+
+
 def propagate_send_errors():
     # .. setting_name: EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS
     # .. setting_default: False

@@ -11,10 +11,13 @@ class OutboxConfigurationError(OutboxError):
 
 class EventValidationError(OutboxError, ValueError):
     """
-    An event does not match its signal's Avro schema, so it was not written.
+    An event cannot be stored or published as it is, so it was not written.
 
-    Carries the signal's event type, the topic and the offending field so that the
-    message names all three.
+    Raised before any database statement (ADR 4): the event does not match its signal's Avro
+    schema, holds content a database cannot store (NUL, a lone surrogate, NaN), or is larger
+    than ``EVENT_BUS_OUTBOX_MAX_EVENT_BYTES``. The message names the signal's event type, the
+    topic and the offending field, never the field's value: openedx-events logs it at ERROR,
+    and values may be PII.
     """
 
     def __init__(self, *, event_type, topic, field, problem):
@@ -24,8 +27,49 @@ class EventValidationError(OutboxError, ValueError):
         self.problem = problem
         super().__init__(
             f"Event {event_type!r} for topic {topic!r} was not written: field {field!r} {problem}. "
-            "Fix the data passed to send_event(); nothing was stored."
+            "Fix the data passed to send_event(); nothing was stored, the caller's transaction is unaffected."
         )
+
+
+class OutboxWriteError(OutboxError):
+    """
+    The database refused the outbox INSERT of a valid event.
+
+    The caller's transaction is left as it was before ``send()`` (ADR 4), so it commits
+    without this event unless the error propagates. The message names the event, never the
+    database's own text, which can quote the row (payload, PII).
+    """
+
+    reason = "the database refused the INSERT"
+
+    def __init__(self, *, event_id, event_type, topic, cause):
+        self.event_id = event_id
+        self.event_type = event_type
+        self.topic = topic
+        self.cause = cause
+        super().__init__(
+            f"Event {event_type!r} id {event_id} for topic {topic!r} was not written: {self.reason} ({cause}). "
+            f"{self.advice}"
+        )
+
+    advice = ("The caller's transaction is unaffected and commits without this event; "
+              "check the database's log for this error.")
+
+
+class DuplicateEventError(OutboxWriteError):
+    """An event with this ``(event_id, topic)`` is already in the outbox; the earlier one is kept."""
+
+    reason = "an event with this id is already in the outbox for this topic"
+    advice = ("The earlier event is kept and this one was dropped; send_event() makes a fresh id for "
+              "each event, so look for code that re-sends fixed EventsMetadata.")
+
+
+class TransactionLostError(OutboxWriteError):
+    """The database error on the INSERT rolled back the caller's whole transaction (e.g. a deadlock)."""
+
+    reason = "the database rolled back the caller's whole transaction"
+    advice = ("The caller's own changes are lost as well: the rest of its atomic block is refused with "
+              "TransactionManagementError and nothing of it is committed. Retry the caller's operation.")
 
 
 class CeleryNotInstalledError(OutboxError, ImportError):

@@ -1,28 +1,138 @@
 """
-One INSERT per event, prepared once per database vendor.
+One INSERT per event, prepared once per database vendor, that never breaks the caller (ADR 4).
 
 ``send()`` runs in every request that emits an event. ``Model.objects.create()`` compiles
 its INSERT, instantiates the model and asks for the new id on every call; none of that is
 needed here, and skipping it takes about a fifth off the write path. Values still go
 through each field's ``get_db_prep_save``, so UUIDs, JSON and datetimes are stored exactly
 as the ORM would store them on each backend, and fields left out get their model default.
-"""
-from django.db import connections
+The payload arrives as JSON text already (validation needed it), so it is not dumped twice.
 
+A refused INSERT must leave the caller's transaction as it was, because openedx-events
+swallows our exception and the caller carries on to COMMIT. MariaDB and SQLite undo only
+the failed statement. PostgreSQL aborts the whole transaction, and its COMMIT then silently
+becomes a ROLLBACK; so there, inside a transaction, the INSERT runs between a SAVEPOINT and
+its RELEASE, sent as one query string: one round trip, as before.
+"""
+from django.db import DatabaseError, IntegrityError, connections, transaction
+
+from ..exceptions import DuplicateEventError, OutboxWriteError, TransactionLostError
 from .models import OutboxEvent
 
 FIELDS = tuple(field for field in OutboxEvent._meta.concrete_fields if not field.primary_key)
+SAVEPOINT = "edx_event_bus_outbox_insert"
 
+# MariaDB error numbers after which InnoDB has rolled back the whole transaction, not just the
+# statement: a deadlock, and the lost connection (server gone, lost during query, killed).
+_MYSQL_TRANSACTION_LOST = {1213, 2006, 2013, 4031}
+# A lock wait timeout undoes the statement only, unless innodb_rollback_on_timeout is on.
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
 
 _SQL_BY_VENDOR = {}
 
 
-def insert_event(alias: str, **values):
+def insert_event(alias: str, payload_json: str, **values):
+    """
+    INSERT one outbox row on ``alias``; ``payload_json`` is the payload's JSON text.
+
+    Raises ``DuplicateEventError``, ``OutboxWriteError`` (the caller's transaction is as it
+    was before), or ``TransactionLostError`` (the database itself rolled it back).
+    """
     connection = connections[alias]
-    params = [field.get_db_prep_save(values[field.attname] if field.attname in values else field.get_default(),
-                                     connection) for field in FIELDS]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection), params)
+    params = [_json_param(connection, payload_json) if field.attname == "payload" else field.get_db_prep_save(
+        values[field.attname] if field.attname in values else field.get_default(), connection) for field in FIELDS]
+    in_transaction = not connection.get_autocommit()
+    guarded = in_transaction and connection.vendor == "postgresql"
+    try:
+        with connection.cursor() as cursor:
+            _execute(cursor, connection, guarded, params)
+    except DatabaseError as exc:
+        raise _refused(connection, alias, exc, guarded, in_transaction, values) from None
+
+
+def _execute(cursor, connection, guarded, params):
+    sql = _insert_sql(connection)
+    if not guarded:
+        cursor.execute(sql, params)
+    elif _one_query_string(connection):
+        cursor.execute(f"SAVEPOINT {SAVEPOINT}; {sql}; RELEASE SAVEPOINT {SAVEPOINT}", params)
+    else:  # server-side binding cannot take several statements: two more round trips
+        cursor.execute(f"SAVEPOINT {SAVEPOINT}")
+        cursor.execute(sql, params)
+        cursor.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+
+
+def _refused(connection, alias, exc, guarded, in_transaction, values):
+    """Put the caller's transaction back, and the typed error that says what became of it."""
+    lost = in_transaction and not _restore(connection, exc, guarded)
+    describe = dict(event_id=values["event_id"], event_type=values["event_type"], topic=values["topic"],
+                    cause=_cause(exc))
+    if lost:
+        if connection.in_atomic_block and connection.is_usable():
+            # Refuse the rest of the caller's atomic block rather than let its later statements
+            # commit in a new transaction without what came before. (A dead connection needs
+            # nothing: the caller's COMMIT will raise.)
+            transaction.set_rollback(True, using=alias)
+        return TransactionLostError(**describe)
+    if isinstance(exc, IntegrityError) and OutboxEvent.objects.using(alias).filter(
+            event_id=values["event_id"], topic=values["topic"]).exists():
+        return DuplicateEventError(**describe)
+    return OutboxWriteError(**describe)
+
+
+def _restore(connection, exc, guarded) -> bool:
+    """Whether the caller's transaction is still there after the failed INSERT."""
+    if guarded:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+                cursor.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+        except DatabaseError:
+            return False
+        return True
+    if connection.vendor == "sqlite":
+        return connection.connection is not None and connection.connection.in_transaction
+    if connection.vendor == "mysql":
+        errno = exc.args[0] if exc.args else None
+        if errno == _MYSQL_LOCK_WAIT_TIMEOUT:
+            return not _mysql_rolls_back_on_timeout(connection)
+        return errno not in _MYSQL_TRANSACTION_LOST
+    return True
+
+
+def _mysql_rolls_back_on_timeout(connection) -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@innodb_rollback_on_timeout")
+            return bool(cursor.fetchone()[0])
+    except DatabaseError:
+        return True
+
+
+def _cause(exc) -> str:
+    """The error's class and code, never its text: databases quote the failing row in it."""
+    original = exc.__cause__
+    code = (getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+            or getattr(original, "sqlite_errorname", None) or (exc.args[0] if exc.args and isinstance(
+                exc.args[0], int) else None))
+    return f"{type(exc).__name__} {code}" if code else type(exc).__name__
+
+
+def _one_query_string(connection) -> bool:
+    """Client-side binding (Django's default) lets one execute() carry several statements."""
+    return not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+
+
+def _json_param(connection, text):
+    """The JSON text as the parameter Django's ``JSONField`` would have made of the value."""
+    if connection.vendor == "postgresql":
+        from django.db.backends.postgresql.psycopg_any import Jsonb  # pylint: disable=import-outside-toplevel
+        return Jsonb(text, dumps=_as_is)
+    return text
+
+
+def _as_is(text):
+    return text
 
 
 def _insert_sql(connection) -> str:

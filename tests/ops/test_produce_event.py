@@ -84,7 +84,7 @@ def with_user(**changes):
     pytest.param({"data": {"usr": LOGIN_DATA["user"]}}, "must have exactly the keys ['user']; it has ['usr']",
                  id="wrong-top-level-keys"),
     pytest.param({"data": with_user(id="abc")}, "field 'user.id' of org.openedx.learning.auth.session.login"
-                 ".completed.v1 is 'abc' (str), expected Avro long", id="wrong-type"),
+                 ".completed.v1 is a str, expected Avro long", id="wrong-type"),
     pytest.param({"data": {"user": {"is_active": True, "pii": LOGIN_DATA["user"]["pii"]}}},
                  "missing 1 required positional argument: 'id'", id="missing-field"),
     pytest.param({"signal": ENROLLMENT, "key_field": "enrollment.course.course_key",
