@@ -179,14 +179,16 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_down_with_a_reason(topic, 
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 1
     template = good_message(topic).message
     headers = without_header(template["headers"], "ce_id")  # unusable: no event id
-    fits_only_without_dlt_headers = limit - 900
+    size = len(template["key"]) + len(template["value"]) + sum(len(k) + len(v) for k, v in headers)
+    # The record and batch framing take about 70 bytes; the dlt_* headers take more than 300.
+    padding = limit - size - 200
     damaged = [
         # fits the topic as it is, not once the dlt_* headers are added: the value is left out
-        {**template, "headers": headers, "value": template["value"] + b"x" * (fits_only_without_dlt_headers)},
+        {**template, "headers": headers, "value": template["value"] + b"x" * padding},
         # a huge header: the original headers are left out too
-        {**template, "headers": headers + [("padding", b"p" * fits_only_without_dlt_headers)]},
-        # a huge key and value
-        {"key": b"k" * (limit // 2), "value": b"v" * (limit // 2), "headers": headers},
+        {**template, "headers": headers + [("padding", b"p" * limit)]},
+        # a huge key: it is left out too
+        {**template, "headers": headers, "key": b"k" * limit},
     ]
     outcome = _check(topic, kafka_stack, name, damaged, ["bad_headers"] * 3)
     first, second, third = (header_dict_lenient(letter) for letter in outcome.dead_letters)
