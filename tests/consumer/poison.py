@@ -7,6 +7,7 @@ consumer stays alive (it returns only because the test stops it), every damaged 
 dead-lettered (or skipped) with a reason, and the group's committed offset reaches the end.
 """
 import json
+import time
 import urllib.request
 import uuid
 from typing import NamedTuple
@@ -83,18 +84,36 @@ class Outcome(NamedTuple):
     group: str
 
 
-def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, expected_good=None, timeout=40.0):
+def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, expected_good=None, until_end=False,
+                timeout=40.0):
     """
-    Produce ``messages`` (dicts) to partition 0 and run one consumer until it has emitted
-    ``expected_good`` events (default: every Good one) and stopped. A consumer that raises
-    fails the test right here, with its exception.
+    Produce ``messages`` (dicts) to partition 0 of a topic that had none and run one consumer
+    until it has emitted ``expected_good`` events -- and with ``until_end``, until the group's
+    committed offset is the end of the topic -- then stop it. A consumer that raises fails the
+    test right here, with its exception; one that stalls fails the outcome's assertions.
     """
     produce_raw(topic, messages, partition=0)
     received, group = Received(), new_group()
+    committed = _CommittedWatch(topic, group, len(messages)) if until_end else None
     with connected(received, COURSE_ENROLLMENT_CREATED):
-        run_until(topic, group, done=lambda: len(received.calls) >= expected_good, timeout=timeout)
+        run_until(topic, group, timeout=timeout,
+                  done=lambda: len(received.calls) >= expected_good and (committed is None or committed.at_end()))
     dead = kafka_stack.read_all(dead_letter_topic) if dead_letter_topic else []
     return Outcome(received, dead, group)
+
+
+class _CommittedWatch:
+    """Whether ``group`` has committed partition 0 up to ``end``; asks the broker at most twice a second."""
+
+    def __init__(self, topic, group, end):
+        self.topic, self.group, self.end = topic, group, end
+        self._last_asked = 0.0
+
+    def at_end(self) -> bool:
+        if time.monotonic() - self._last_asked < 0.5:
+            return False
+        self._last_asked = time.monotonic()
+        return group_offsets(self.topic, self.group).get(0, -1) >= self.end
 
 
 def assert_emitted_exactly(received, goods):
