@@ -12,6 +12,7 @@ import threading
 from confluent_kafka import Consumer, KafkaException
 from django.db import DatabaseError
 from openedx_events.event_bus import EventBusConsumer
+from openedx_events.tooling import OpenEdxPublicSignal
 
 from .. import conf
 from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic, schema_registry_client
@@ -86,6 +87,9 @@ class KafkaEventConsumer(EventBusConsumer):
         dead_letter_topic = conf.consumer_dead_letter_topic()
         self._dead_letters = DeadLetterProducer(dead_letter_topic, self.group_id) if dead_letter_topic else None
         self._deduplicate = conf.consumer_deduplicate()
+        if self._deduplicate:
+            # Before joining the group: a receiver the inbox cannot tell apart is a configuration error.
+            dispatch.check_receiver_ids(OpenEdxPublicSignal.all_events())
         # Read once per run, not per message: settings lookups are a measurable share of the loop.
         self._audit = conf.audit_logging_enabled()
         self._errors_limit = conf.consumer_consecutive_errors_limit()
@@ -184,14 +188,14 @@ class KafkaEventConsumer(EventBusConsumer):
 
     @staticmethod
     def _missing_receivers(event, handled):
-        return [r for r in dispatch.live_receivers(event.signal) if dispatch.receiver_name(r) not in handled]
+        return [r for r in dispatch.live_receivers(event.signal) if dispatch.receiver_id(r) not in handled]
 
     def _recorder(self, event):
         def record(receivers):
             if not receivers:
                 return
             try:
-                inbox.record(self.group_id, event.metadata.id, [dispatch.receiver_name(r) for r in receivers])
+                inbox.record(self.group_id, event.metadata.id, [dispatch.receiver_id(r) for r in receivers])
             except DatabaseError:
                 # The receivers did run; only their deduplication is lost, so carry on.
                 logger.exception("Could not record event_id=%s in the consumer inbox; a re-delivery would "

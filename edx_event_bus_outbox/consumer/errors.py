@@ -66,5 +66,9 @@ class ConsumerConfigurationError(OutboxConfigurationError):
     """A consumer option or setting is invalid; raised before the consumer joins its group."""
 
 
+class ReceiverIdentityError(ConsumerConfigurationError):
+    """With deduplication on, a receiver has no stable identity of its own, or shares one with another."""
+
+
 class ShutdownRequested(Exception):
     """Internal: SIGTERM arrived while a message was waiting for a retry; stop without committing it."""
