@@ -94,7 +94,7 @@ def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, ex
     """
     produce_raw(topic, messages, partition=0)
     received, group = Received(), new_group()
-    committed = _CommittedWatch(topic, group, len(messages)) if until_end else None
+    committed = CommittedWatch(topic, group, len(messages)) if until_end else None
     with connected(received, COURSE_ENROLLMENT_CREATED):
         run_until(topic, group, timeout=timeout,
                   done=lambda: len(received.calls) >= expected_good and (committed is None or committed.at_end()))
@@ -102,7 +102,7 @@ def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, ex
     return Outcome(received, dead, group)
 
 
-class _CommittedWatch:
+class CommittedWatch:
     """Whether ``group`` has committed partition 0 up to ``end``; asks the broker at most twice a second."""
 
     def __init__(self, topic, group, end):
