@@ -6,9 +6,9 @@ import json
 from functools import lru_cache
 
 import fastavro
-from fastavro.read import SchemaResolutionError
 from django.dispatch import receiver
 from django.test.signals import setting_changed
+from fastavro.read import SchemaResolutionError
 from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
 from .config import schema_registry_client

@@ -119,7 +119,7 @@ class CommittedWatch:
 def assert_emitted_exactly(received, goods):
     """The good events, in order, each with the metadata and data it was sent with."""
     assert [str(kwargs["metadata"].id) for _, kwargs in received.calls] == [str(g.metadata.id) for g in goods]
-    for (_, kwargs), good in zip(received.calls, goods):
+    for (_, kwargs), good in zip(received.calls, goods, strict=True):
         assert kwargs["metadata"] == good.metadata
         assert {name: kwargs[name] for name in good.data} == good.data
 

@@ -58,7 +58,7 @@ def test_two_consumers_with_one_message_in_hand_run_its_receiver_once(topic):
             connections.close_all()  # this thread's connections, so that the test database can be dropped
 
     with connected(slow_receiver, COURSE_ENROLLMENT_CREATED):
-        threads = [threading.Thread(target=run, args=pair) for pair in zip(consumers, kafka_groups)]
+        threads = [threading.Thread(target=run, args=pair) for pair in zip(consumers, kafka_groups, strict=True)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -75,7 +75,7 @@ def _interleave(topic, damaged):
     """good, damaged 1, good, damaged 2, ..., good: returns (messages, goods)."""
     goods = [good_message(topic) for _ in range(len(damaged) + 1)]
     messages = [goods[0].message]
-    for message, good in zip(damaged, goods[1:]):
+    for message, good in zip(damaged, goods[1:], strict=True):
         messages += [message, good.message]
     return messages, goods
 
@@ -112,7 +112,7 @@ def test_a_damaged_cloudevents_header_is_dead_lettered_and_the_consumer_goes_on(
         if name != "ce_id":
             message["headers"] = with_header(message["headers"], "ce_id", new_event_id())
     outcome = _check(topic, kafka_stack, dead_letter_topic, damaged, [reason for _, reason, _ in faults])
-    for (label, _, _), letter in zip(faults, outcome.dead_letters):
+    for (label, _, _), letter in zip(faults, outcome.dead_letters, strict=True):
         error = header_dict_lenient(letter)["dlt_error"]
         if not (name == "ce_type" and label.startswith("value")):  # an unknown type is named instead
             assert repr(name) in error, (label, error)
@@ -197,13 +197,12 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_down_with_a_reason(topic, 
     assert first["ce_type"] == "org.openedx.learning.course.enrollment.created.v1", "original headers kept"
     assert second["dlt_omitted"] == "value,key,headers" and "padding" not in second
     assert third["dlt_omitted"] == "value,key,headers"
-    for letter, original in zip((first, second, third), damaged):
+    for letter, original in zip((first, second, third), damaged, strict=True):
         assert int(letter["dlt_original_value_bytes"]) == len(original["value"])
         assert letter["dlt_reason"] == "bad_headers" and "ce_id" in letter["dlt_error"]
 
 
-def test_without_a_dead_letter_topic_damaged_messages_are_skipped_with_their_reason(topic, kafka_stack, settings,
-                                                                                    caplog):
+def test_without_a_dead_letter_topic_damaged_messages_are_skipped_with_their_reason(topic, settings, caplog):
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 1
     template = good_message(topic).message
     damaged = [{**template, "headers": with_header(template["headers"], "ce_id", None)},
@@ -215,5 +214,5 @@ def test_without_a_dead_letter_topic_damaged_messages_are_skipped_with_their_rea
     assert_emitted_exactly(outcome.received, goods)
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Message skipped")]
     assert len(skipped) == 3 and all("(bad_headers;" in line for line in skipped), skipped
-    assert [f"offset={offset} " in line for offset, line in zip((1, 3, 5), skipped)] == [True] * 3
+    assert [f"offset={offset} " in line for offset, line in zip((1, 3, 5), skipped, strict=True)] == [True] * 3
     assert_committed_to_the_end(topic, outcome.group)

@@ -15,7 +15,8 @@ import uuid
 import pytest
 from confluent_kafka.admin import NewTopic
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
 from openedx_events.learning.signals import COURSE_ENROLLMENT_CHANGED
 
