@@ -58,24 +58,23 @@ def _natural(text: str) -> int:
     return int(text)
 
 
-def _text(text: str) -> str:
+def _any_text(text: str) -> str:
     return text
 
 
 # header name -> (EventsMetadata field, parser of the header string), in header order
 METADATA_HEADERS = {
-    "ce_type": ("event_type", _text),
+    "ce_type": ("event_type", _any_text),
     "ce_id": ("id", _uuid),
-    "ce_source": ("source", _text),
+    "ce_source": ("source", _any_text),
     "ce_time": ("time", _utc_time),
     "ce_minorversion": ("minorversion", _natural),
-    "sourcehost": ("sourcehost", _text),
+    "sourcehost": ("sourcehost", _any_text),
     "sourcelib": ("sourcelib", version_tuple),
 }
-CONSTANT_VALUES = {name: value.decode("utf-8") for name, value in CONSTANT_HEADERS}
 # Every header the wire format writes is required, exactly once: a consumer that filled in a
 # missing one would invent its value (this service's name as the source, the time of reading...).
-REQUIRED_HEADERS = (*CONSTANT_VALUES, *METADATA_HEADERS)  # checked in this order
+REQUIRED_HEADERS = (*(name for name, _ in CONSTANT_HEADERS), *METADATA_HEADERS)
 _IS_REQUIRED = frozenset(REQUIRED_HEADERS)
 
 
@@ -136,29 +135,17 @@ def message_headers(msg) -> list:
             from None
 
 
-def required_header_values(headers) -> dict:
-    """``{name: text}`` of the required headers, each present once, not null, UTF-8 and not empty."""
-    raw = {}
-    for key, value in headers:
-        if key in _IS_REQUIRED:
-            raw.setdefault(key, []).append(value)
-    values = {}
-    for name in REQUIRED_HEADERS:
-        found = raw.get(name)
-        if not found:
-            raise MessageHeaderError(name, "missing", "every CloudEvents header of the wire format is required")
-        if len(found) > 1:
-            raise MessageHeaderError(name, "duplicated", f"the message has {len(found)}; expected one")
-        if found[0] is None:
-            raise MessageHeaderError(name, "null", "the header has no value")
-        try:
-            text = found[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise MessageHeaderError(name, "not_utf8", "CloudEvents header values are UTF-8") from None
-        if not text:
-            raise MessageHeaderError(name, "empty", "the header has an empty value")
-        values[name] = text
-    return values
+def _text(name: str, raw) -> str:
+    """A header's value as text; null, not UTF-8 and empty are refused."""
+    if raw is None:
+        raise MessageHeaderError(name, "null", "the header has no value")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageHeaderError(name, "not_utf8", "CloudEvents header values are UTF-8") from None
+    if not text:
+        raise MessageHeaderError(name, "empty", "the header has an empty value")
+    return text
 
 
 def metadata_from_headers(headers) -> EventsMetadata:
@@ -166,14 +153,24 @@ def metadata_from_headers(headers) -> EventsMetadata:
     Rebuild ``EventsMetadata`` from the headers, strictly: every header of the wire format once,
     in the form the wire format writes it. Raises ``MessageHeaderError``, never anything else.
     """
-    values = required_header_values(headers)
-    for name, expected in CONSTANT_VALUES.items():
-        if values[name] != expected:
-            raise MessageHeaderError(name, "invalid", f"expected {expected!r}")
+    raw = {}
+    for key, value in headers:
+        if key in _IS_REQUIRED:
+            if key in raw:
+                raise MessageHeaderError(key, "duplicated", "the message has more than one; expected one")
+            raw[key] = value
+    if len(raw) < len(REQUIRED_HEADERS):
+        missing = next(name for name in REQUIRED_HEADERS if name not in raw)
+        raise MessageHeaderError(missing, "missing", "every CloudEvents header of the wire format is required")
+    for name, expected in CONSTANT_HEADERS:
+        if raw[name] != expected:  # the bytes themselves: these are compared on every message
+            _text(name, raw[name])
+            raise MessageHeaderError(name, "invalid", f"expected {expected.decode()!r}")
     kwargs = {}
     for name, (field, from_header) in METADATA_HEADERS.items():
+        text = _text(name, raw[name])
         try:
-            kwargs[field] = from_header(values[name])
+            kwargs[field] = from_header(text)
         except ValueError as exc:
             raise MessageHeaderError(name, "invalid", str(exc)) from None
     try:
