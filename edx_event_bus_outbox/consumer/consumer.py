@@ -194,10 +194,14 @@ class KafkaEventConsumer(EventBusConsumer):
                                        self._claim_seconds)
             if claimed:
                 ran, succeeded = True, set()
-                outcome = dispatch.emit(
-                    event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
-                    already_handled=done | (pending - claimed), record=self._recorder(event, succeeded),
-                )
+                try:
+                    outcome = dispatch.emit(
+                        event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
+                        already_handled=done | (pending - claimed), record=self._recorder(event, succeeded),
+                    )
+                except (UnusableMessage, ShutdownRequested):
+                    self._release(event, claimed - succeeded)  # not run: nobody need wait for these claims
+                    raise
                 retries += outcome.retries
                 if outcome.failures:
                     self._release(event, claimed - succeeded)
