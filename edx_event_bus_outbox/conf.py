@@ -548,9 +548,23 @@ def consumer_deduplicate():
     # .. setting_description: When True, each receiver that handled an event successfully is
     #   recorded in the consumer inbox table per (consumer group, ``ce_id``), and is not called
     #   again for that event when the message is re-delivered (after a crash, a rebalance, or a
-    #   duplicate publish). Costs one SELECT and one INSERT per message on
-    #   ``EVENT_BUS_OUTBOX_DATABASE``. Purge old rows with ``purge_consumer_inbox``.
+    #   duplicate publish). Receivers are claimed before they run, so two consumers holding
+    #   the same message do not both run one. Costs one SELECT, one INSERT, one SELECT and
+    #   one UPDATE per message on ``EVENT_BUS_OUTBOX_DATABASE``. Purge old rows with
+    #   ``purge_consumer_inbox``. Every receiver needs a stable identity (see docs/consumer.rst).
     return _checked("EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE", False, require_bool)
+
+
+def consumer_inbox_claim_seconds():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_INBOX_CLAIM_SECONDS
+    # .. setting_default: 300.0
+    # .. setting_description: With deduplication on, a consumer claims each receiver in the
+    #   inbox before running it, and another consumer holding the same message (during a
+    #   rebalance) waits for that claim instead of running the receiver too. A claim older than
+    #   this many seconds is presumed abandoned (its consumer died) and is taken over. Keep it
+    #   above the longest a receiver runs, retries included; the default matches librdkafka's
+    #   ``max.poll.interval.ms``.
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_INBOX_CLAIM_SECONDS", 300.0, require_positive_seconds)
 
 
 def consumer_inbox_retention_days():
@@ -587,6 +601,7 @@ CHECKS = (
     consumers_enabled, consumer_poll_timeout, consumer_poll_failure_sleep, consumer_consecutive_errors_limit,
     consumer_kafka_config, consumer_commit_interval, consumer_max_retries, consumer_retry_backoff,
     consumer_retry_backoff_max, consumer_dead_letter_topic, consumer_dead_letter_timeout, consumer_deduplicate,
+    consumer_inbox_claim_seconds,
     consumer_inbox_retention_days,
     _kafka_credentials_paired, _relay_timing,  # relations between two settings
 )

@@ -8,10 +8,12 @@ docs/consumer.rst and docs/decisions/0006-consumer-at-least-once.rst.
 """
 import logging
 import threading
+import uuid
 
 from confluent_kafka import Consumer, KafkaException
 from django.db import DatabaseError
 from openedx_events.event_bus import EventBusConsumer
+from openedx_events.tooling import OpenEdxPublicSignal
 
 from .. import conf
 from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic, schema_registry_client
@@ -87,6 +89,11 @@ class KafkaEventConsumer(EventBusConsumer):
         dead_letter_topic = conf.consumer_dead_letter_topic()
         self._dead_letters = DeadLetterProducer(dead_letter_topic, self.group_id) if dead_letter_topic else None
         self._deduplicate = conf.consumer_deduplicate()
+        if self._deduplicate:
+            # Before joining the group: a receiver the inbox cannot tell apart is a configuration error.
+            dispatch.check_receiver_ids(OpenEdxPublicSignal.all_events())
+            self._token = uuid.uuid4().hex  # this consumer's inbox claims
+            self._claim_seconds = conf.consumer_inbox_claim_seconds()
         # Read once per run, not per message: settings lookups are a measurable share of the loop.
         self._audit = conf.audit_logging_enabled()
         self._errors_limit = conf.consumer_consecutive_errors_limit()
@@ -168,36 +175,90 @@ class KafkaEventConsumer(EventBusConsumer):
                 prepare_for_new_work_cycle()
 
     def _emit(self, msg, event, handled) -> str:
-        if handled and not self._missing_receivers(event, handled):
+        if self._deduplicate:
+            return self._emit_claimed(msg, event, handled)
+        outcome = dispatch.emit(event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle)
+        return self._failed(msg, outcome) if outcome.failures else self._processed(outcome.retries)
+
+    def _emit_claimed(self, msg, event, handled) -> str:
+        """
+        With the inbox: run only the receivers this consumer claimed, and wait for those that
+        another consumer holding the same message (during a rebalance) has claimed, until they
+        are done, released or abandoned. See ADR 12.
+        """
+        done, ran, retries = set(handled), False, 0
+        while True:
+            pending = {dispatch.receiver_id(r) for r in dispatch.live_receivers(event.signal)} - done
+            if not pending:
+                break
+            claimed = self._with_inbox(msg, inbox.claim, self.group_id, event.metadata.id, pending, self._token,
+                                       self._claim_seconds)
+            if claimed:
+                ran, succeeded = True, set()
+                try:
+                    outcome = dispatch.emit(
+                        event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
+                        already_handled=done | (pending - claimed), record=self._recorder(event, succeeded),
+                    )
+                except (UnusableMessage, ShutdownRequested):
+                    self._release(event, claimed - succeeded)  # not run: nobody need wait for these claims
+                    raise
+                retries += outcome.retries
+                if outcome.failures:
+                    self._release(event, claimed - succeeded)
+                    return self._failed(msg, outcome)
+                done |= claimed
+            if not pending - claimed:
+                break
+            self._wait(conf.consumer_poll_failure_sleep())  # another consumer runs them: wait for its outcome
+            done |= self._with_inbox(msg, inbox.handled_receivers, self.group_id, event.metadata.id)
+        if not ran:
             monitoring.outcome_attributes("duplicate", 0)
             return "duplicate (every receiver already handled this event for this group)"
-        outcome = dispatch.emit(
-            event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
-            already_handled=handled, record=self._recorder(event) if self._deduplicate else None,
-        )
-        if outcome.failures:
-            self._consecutive_errors += 1
-            error = ReceiversFailed(outcome.failures, outcome.retries)
-            return self._reject(msg, "receiver_failed", str(error), error, retries=outcome.retries)
+        return self._processed(retries)
+
+    def _processed(self, retries) -> str:
         self._consecutive_errors = 0
-        monitoring.outcome_attributes("processed", outcome.retries)
+        monitoring.outcome_attributes("processed", retries)
         return "processed successfully"
 
-    @staticmethod
-    def _missing_receivers(event, handled):
-        return [r for r in dispatch.live_receivers(event.signal) if dispatch.receiver_name(r) not in handled]
+    def _failed(self, msg, outcome) -> str:
+        self._consecutive_errors += 1
+        error = ReceiversFailed(outcome.failures, outcome.retries)
+        return self._reject(msg, "receiver_failed", str(error), error, retries=outcome.retries)
 
-    def _recorder(self, event):
+    def _with_inbox(self, msg, operation, *args):
+        """An inbox statement; a database outage is waited out, as for reading the inbox in ``_decode``."""
+        while True:
+            try:
+                return operation(*args)
+            except DatabaseError as exc:
+                self._consecutive_errors += 1
+                monitoring.record_error(self._run_context, exc, msg)
+                self._check_error_budget()
+                self._wait(conf.consumer_poll_failure_sleep())
+                prepare_for_new_work_cycle()
+
+    def _recorder(self, event, succeeded):
         def record(receivers):
             if not receivers:
                 return
+            ids = [dispatch.receiver_id(r) for r in receivers]
+            succeeded.update(ids)
             try:
-                inbox.record(self.group_id, event.metadata.id, [dispatch.receiver_name(r) for r in receivers])
+                inbox.record(self.group_id, event.metadata.id, ids)
             except DatabaseError:
                 # The receivers did run; only their deduplication is lost, so carry on.
                 logger.exception("Could not record event_id=%s in the consumer inbox; a re-delivery would "
                                  "call its receivers again.", event.metadata.id)
         return record
+
+    def _release(self, event, receiver_ids):
+        try:
+            inbox.release(self.group_id, event.metadata.id, receiver_ids, self._token)
+        except DatabaseError:
+            # The claims then go stale after EVENT_BUS_OUTBOX_CONSUMER_INBOX_CLAIM_SECONDS.
+            logger.exception("Could not release inbox claims of event_id=%s.", event.metadata.id)
 
     def _reject(self, msg, reason, error, exc, retries=0) -> str:
         """Dead-letter the message if there is a topic for it, else log and skip it (as edx-event-bus-kafka does)."""

@@ -4,23 +4,33 @@ The dead-letter topic: where unusable messages, and messages whose receivers kep
 The original key, value and headers are copied unchanged (so the message can be replayed to
 its topic as it was), followed by ``dlt_*`` headers saying why and from where. The consumer
 waits for the broker's acknowledgement before it commits past the original message.
+
+A dead letter that the topic refuses as too large (the ``dlt_*`` headers made it so, or the
+dead-letter topic's ``max.message.bytes`` is below the original's) is sent again without the
+value, then without the key and the original headers too, and ``dlt_omitted`` says what was
+left out: the dead letter of any message fits, whatever its size.
 """
 import logging
 from datetime import datetime, timezone
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from .. import conf
 from ..kafka.config import producer_config
+from ..kafka.headers import MessageHeaderError, message_headers
 from .errors import DeadLetterError
 
 logger = logging.getLogger(__name__)
 
 ERROR_HEADER_LENGTH = 2000
+# What the broker or librdkafka answers for a message above a size limit.
+TOO_LARGE_ERRORS = frozenset({"MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"})
+# Each attempt leaves out more of the original; the last is only the dlt_* headers (a few KB).
+OMISSIONS = ((), ("value",), ("value", "key", "headers"))
 
 
 def dead_letter_headers(msg, *, reason: str, error: str, group_id: str) -> list:
-    """The original headers, then ours; all values UTF-8 bytes like the CloudEvents headers."""
+    """Our ``dlt_*`` headers, as UTF-8 bytes like the CloudEvents headers."""
     extra = {
         "dlt_reason": reason,
         "dlt_error": error[:ERROR_HEADER_LENGTH],
@@ -31,7 +41,26 @@ def dead_letter_headers(msg, *, reason: str, error: str, group_id: str) -> list:
         "dlt_consumer_group": group_id,
         "dlt_failed_at": datetime.now(timezone.utc).isoformat(),
     }
-    return list(msg.headers() or []) + [(name, value.encode("utf-8")) for name, value in extra.items()]
+    return [(name, value.encode("utf-8")) for name, value in extra.items()]
+
+
+def omission_headers(msg, omitted) -> list:
+    if not omitted:
+        return []
+    return [("dlt_omitted", ",".join(omitted).encode("utf-8")),
+            ("dlt_original_value_bytes", str(len(msg.value() or b"")).encode("utf-8"))]
+
+
+def original_headers(msg):
+    """The original headers, or None when confluent-kafka cannot read them (a name that is not UTF-8)."""
+    try:
+        return message_headers(msg)
+    except MessageHeaderError:
+        return None
+
+
+class _TooLarge(Exception):
+    """Internal: the dead-letter topic or the producer refused the message for its size."""
 
 
 class DeadLetterProducer:
@@ -45,20 +74,44 @@ class DeadLetterProducer:
 
     def send(self, msg, *, reason: str, error: str):
         """Produce and wait for the acknowledgement; ``DeadLetterError`` if it does not come."""
+        ours = dead_letter_headers(msg, reason=reason, error=error, group_id=self.group_id)
+        headers = original_headers(msg)
+        for omitted in OMISSIONS:
+            if headers is None and "headers" not in omitted:
+                omitted = (*omitted, "headers")
+            try:
+                return self._produce(
+                    key=None if "key" in omitted else msg.key(),
+                    value=None if "value" in omitted else msg.value(),
+                    headers=(headers if "headers" not in omitted else []) + ours + omission_headers(msg, omitted),
+                )
+            except _TooLarge as exc:
+                logger.warning("Dead letter of %s[%s]@%s is too large for %s (%s) %s; leaving out more of it.",
+                               msg.topic(), msg.partition(), msg.offset(), self.topic, exc,
+                               f"without {','.join(omitted)}" if omitted else "as it is")
+                last = exc
+        raise DeadLetterError(self.topic, f"even a dead letter of only its dlt_* headers is too large ({last})")
+
+    def _produce(self, *, key, value, headers):
         delivery = {}
         try:
             self._get_producer().produce(
-                self.topic, key=msg.key(), value=msg.value(),
-                headers=dead_letter_headers(msg, reason=reason, error=error, group_id=self.group_id),
+                self.topic, key=key, value=value, headers=headers,
                 on_delivery=lambda err, delivered: delivery.update(error=err, message=delivered),
             )
             self._producer.flush(self.timeout + 5)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].name() in TOO_LARGE_ERRORS:
+                raise _TooLarge(exc.args[0].name()) from None
+            raise DeadLetterError(self.topic, repr(exc)) from exc
         except Exception as exc:  # pylint: disable=broad-except
-            # BufferError, KafkaException (e.g. message too large): the message is not stored.
+            # BufferError and the like: the message is not stored.
             raise DeadLetterError(self.topic, repr(exc)) from exc
         if "error" not in delivery:
             raise DeadLetterError(self.topic, f"no acknowledgement within {self.timeout:g}s")
         if delivery["error"] is not None:
+            if delivery["error"].name() in TOO_LARGE_ERRORS:
+                raise _TooLarge(delivery["error"].name())
             raise DeadLetterError(self.topic, str(delivery["error"]))
         return delivery["message"]
 

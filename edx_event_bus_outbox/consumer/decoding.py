@@ -8,14 +8,13 @@ A registry that cannot be reached is *not* the message's fault: that raises
 from typing import NamedTuple
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from fastavro.schema import SchemaParseException
 from openedx_events.data import EventsMetadata
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from ..kafka.decoding import value_reader, writer_schema
+from ..kafka.decoding import UnreadableWriterSchema, value_reader, writer_schema
 from ..kafka.errors import registry_has_no_such_schema
 from ..kafka.framing import framed_schema_id, is_framed
-from ..kafka.headers import MessageHeaderError, header_values, metadata_from_headers
+from ..kafka.headers import MessageHeaderError, message_headers, metadata_from_headers
 from .errors import RegistryUnavailable, UnusableMessage
 
 
@@ -26,32 +25,31 @@ class ConsumedEvent(NamedTuple):
 
 
 def decode(msg) -> ConsumedEvent:
-    headers = msg.headers() or []
-    signal = signal_for(headers)
     try:
-        metadata = metadata_from_headers(headers)
+        metadata = metadata_from_headers(message_headers(msg))
     except MessageHeaderError as exc:
-        raise UnusableMessage("bad_headers", str(exc)) from exc
+        raise UnusableMessage(_header_reason(exc), str(exc)) from None
+    signal = signal_for(metadata.event_type)
     return ConsumedEvent(signal, _read_value(msg, signal), metadata)
 
 
-def signal_for(headers) -> OpenEdxPublicSignal:
-    """The signal named by the one ``ce_type`` header."""
+def _header_reason(exc: MessageHeaderError) -> str:
+    if exc.header == "ce_type" and exc.problem == "missing":
+        return "missing_event_type"
+    if exc.header == "ce_type" and exc.problem == "duplicated":
+        return "multiple_event_types"
+    return "bad_headers"
+
+
+def signal_for(event_type: str) -> OpenEdxPublicSignal:
+    """The signal named by the ``ce_type`` header."""
     try:
-        event_types = header_values(headers, "ce_type")
-    except UnicodeDecodeError as exc:
-        raise UnusableMessage("bad_headers", "the 'ce_type' header is not UTF-8") from exc
-    if not event_types:
-        raise UnusableMessage("missing_event_type", "message has no 'ce_type' header; cannot tell which signal to send")
-    if len(event_types) > 1:
-        raise UnusableMessage("multiple_event_types", f"message has {len(event_types)} 'ce_type' headers; expected one")
-    try:
-        return OpenEdxPublicSignal.get_signal_by_type(event_types[0])
-    except KeyError as exc:
+        return OpenEdxPublicSignal.get_signal_by_type(event_type)
+    except KeyError:
         raise UnusableMessage(
             "unknown_event_type",
-            f"no signal of type {event_types[0][:200]!r} is loaded in this service (newer openedx-events needed?)",
-        ) from exc
+            f"no signal of type {event_type[:200]!r} is loaded in this service (newer openedx-events needed?)",
+        ) from None
 
 
 def _read_value(msg, signal):
@@ -67,13 +65,15 @@ def _read_value(msg, signal):
     _load_writer_schema(schema_id)
     try:
         return value_reader(signal)(value)
+    except UnreadableWriterSchema as exc:
+        raise UnusableMessage("wrong_schema", f"{exc}; the value cannot be read as {signal.event_type}") from None
     except Exception as exc:  # pylint: disable=broad-except
         # Only the class: the message of an Avro or attrs error can quote the data it choked on.
         raise UnusableMessage(
             "undecodable_value",
             f"{len(value)}-byte value with writer schema {schema_id} cannot be read as "
             f"{signal.event_type} ({type(exc).__name__})",
-        ) from exc
+        ) from None
 
 
 def _load_writer_schema(schema_id: int):
@@ -87,7 +87,7 @@ def _load_writer_schema(schema_id: int):
         if registry_has_no_such_schema(exc):
             raise UnusableMessage("unknown_schema", f"writer schema id {schema_id} is not in the registry") from exc
         raise RegistryUnavailable(schema_id, exc) from exc
-    except (ValueError, SchemaParseException) as exc:
-        raise UnusableMessage("undecodable_value", f"writer schema {schema_id} cannot be parsed: {exc}") from exc
+    except UnreadableWriterSchema as exc:
+        raise UnusableMessage("wrong_schema", str(exc)) from None
     except Exception as exc:  # pylint: disable=broad-except
         raise RegistryUnavailable(schema_id, exc) from exc

@@ -9,6 +9,8 @@ with the same arguments, after a backoff -- a receiver that succeeded is not cal
 because another one failed.
 """
 import logging
+import sys
+import types
 from typing import Callable, Iterable, NamedTuple
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
@@ -17,7 +19,7 @@ from openedx_events.tooling import SIGNAL_PROCESSED_FROM_EVENT_BUS
 
 from .. import conf
 from .decoding import ConsumedEvent
-from .errors import UnusableMessage
+from .errors import ReceiverIdentityError, UnusableMessage
 from .monitoring import function_trace
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,8 @@ logger = logging.getLogger(__name__)
 # Stands for "the send itself raised" (settings.DEBUG, or a signal switched to
 # allow_send_event_failure): we cannot tell which receivers ran, so the retry sends again.
 WHOLE_SIGNAL = None
-RECEIVER_NAME_LENGTH = 200
+RECEIVER_NAME_LENGTH = 200  # the inbox's receiver column
+RECEIVER_ID_ATTRIBUTE = "outbox_receiver_id"
 
 
 class RetryPolicy(NamedTuple):
@@ -48,13 +51,73 @@ class Outcome(NamedTuple):
 
 
 def receiver_name(receiver) -> str:
-    """A receiver's stable name across processes (the inbox stores it): ``module.qualname``."""
+    """How log lines and errors name a receiver: ``module.qualname`` (not unique; see ``receiver_id``)."""
     if receiver is WHOLE_SIGNAL:
         return "(signal)"
     # A callable object has no __qualname__ of its own; its class names it.
     qualname = getattr(receiver, "__qualname__", None) or type(receiver).__qualname__
     module = getattr(receiver, "__module__", None) or type(receiver).__module__
     return f"{module}.{qualname}"[:RECEIVER_NAME_LENGTH]
+
+
+def receiver_id(receiver) -> str:
+    """
+    The inbox's identity of a receiver: unique among the receivers of a process, and the same in
+    every process. Its ``outbox_receiver_id`` attribute when it has one; else ``module.qualname``
+    of a function (or classmethod) that importing that name gives back. Anything else --
+    lambdas, closures, partials, bound methods of instances, callable objects -- shares its
+    name with other receivers and raises ``ReceiverIdentityError``. See ADR 12.
+    """
+    explicit = getattr(receiver, RECEIVER_ID_ATTRIBUTE, None)
+    if explicit is not None:
+        if not isinstance(explicit, str) or not 0 < len(explicit) <= RECEIVER_NAME_LENGTH:
+            raise ReceiverIdentityError(
+                f"Receiver {receiver_name(receiver)} has {RECEIVER_ID_ATTRIBUTE}={explicit!r}; it must be a "
+                f"non-empty string of at most {RECEIVER_NAME_LENGTH} characters.")
+        return explicit
+    name = _importable_name(receiver)
+    if name is None or len(name) > RECEIVER_NAME_LENGTH:
+        raise ReceiverIdentityError(
+            f"Receiver {receiver_name(receiver)} ({type(receiver).__name__}) has no identity that deduplication "
+            "can rely on: its module.qualname is shared with other receivers, or does not lead back to it "
+            f"(lambdas, closures, partials, bound methods, callable objects), or is longer than "
+            f"{RECEIVER_NAME_LENGTH} characters. Give it a unique `{RECEIVER_ID_ATTRIBUTE}` string attribute, "
+            "connect a module-level function instead, or turn EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE off.")
+    return name
+
+
+def _importable_name(receiver):
+    """``module.qualname`` if importing that name gives back ``receiver`` (or a wrapper of it), else None."""
+    if isinstance(receiver, types.MethodType):
+        if not isinstance(receiver.__self__, type):
+            return None  # bound to an instance: every instance has the same name
+    elif not isinstance(receiver, types.FunctionType):
+        return None  # partials, callable objects, builtins
+    module, qualname = receiver.__module__, receiver.__qualname__
+    if "<" in qualname:
+        return None  # <lambda>, <locals>: many functions, one name
+    found = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    while found is not None:
+        if found is receiver or found == receiver:  # bound classmethods are equal, not identical
+            return f"{module}.{qualname}"
+        found = getattr(found, "__wrapped__", None)  # decorated under the same name after connecting
+    return None
+
+
+def check_receiver_ids(signals) -> None:
+    """Every receiver of ``signals`` has an identity, and no two of one signal share it; at startup."""
+    for signal in signals:
+        seen = {}
+        for receiver in live_receivers(signal):
+            identity = receiver_id(receiver)
+            if identity in seen and seen[identity] != receiver:
+                raise ReceiverIdentityError(
+                    f"Receivers {receiver_name(seen[identity])} and {receiver_name(receiver)} of "
+                    f"{signal.event_type} share the identity {identity!r}; deduplication would take one for "
+                    f"the other. Give them different `{RECEIVER_ID_ATTRIBUTE}` values.")
+            seen[identity] = receiver
 
 
 def live_receivers(signal) -> list:
@@ -68,13 +131,13 @@ def emit(event: ConsumedEvent, policy: RetryPolicy, *, wait: Callable[[float], N
     """
     Deliver ``event``; returns the receivers that still fail after ``policy.max_retries`` retries.
 
-    ``already_handled`` (receiver names from the inbox) are not called. ``record`` gets the
+    ``already_handled`` (receiver ids from the inbox) are not called. ``record`` gets the
     receivers that succeeded after each attempt. ``wait`` sleeps before a retry (and may raise
     to abandon the message); ``prepare`` runs before each retry.
     """
     already_handled = set(already_handled)
     targets = [WHOLE_SIGNAL] if not already_handled else [
-        receiver for receiver in live_receivers(event.signal) if receiver_name(receiver) not in already_handled
+        receiver for receiver in live_receivers(event.signal) if receiver_id(receiver) not in already_handled
     ]
     retry = 0
     while True:

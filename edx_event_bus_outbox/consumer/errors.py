@@ -72,5 +72,9 @@ class FatalKafkaError(OutboxError, KafkaException):
     """librdkafka reported a fatal error: this client cannot continue; the consumer exits to be restarted."""
 
 
+class ReceiverIdentityError(ConsumerConfigurationError):
+    """With deduplication on, a receiver has no stable identity of its own, or shares one with another."""
+
+
 class ShutdownRequested(OutboxError):
     """Internal: SIGTERM arrived while a message was waiting for a retry; stop without committing it."""

@@ -4,7 +4,9 @@ from django.db import models
 
 class ConsumerInboxEntry(models.Model):
     """
-    One receiver that handled one event successfully for one consumer group.
+    One receiver that handled one event successfully for one consumer group -- or, while
+    ``claimed_by`` is set, is being run by that consumer (a claim, taken before the receiver
+    runs, so that two consumers holding the same message do not both run it).
 
     Only written when ``EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE`` is on. A row per receiver (not
     per event) so that a receiver that succeeded is not called again when the event is
@@ -14,7 +16,9 @@ class ConsumerInboxEntry(models.Model):
     group_id = models.CharField(max_length=200)
     event_id = models.UUIDField()
     receiver = models.CharField(max_length=200, help_text="module.qualname of the receiver function")
-    processed_at = models.DateTimeField(db_index=True)
+    processed_at = models.DateTimeField(db_index=True)  # when done; while claimed, when claimed
+    claimed_by = models.CharField(max_length=32, null=True, blank=True,
+                                  help_text="the consumer running the receiver now; empty once it succeeded")
 
     class Meta:
         app_label = "edx_event_bus_outbox"

@@ -9,9 +9,11 @@ import platform
 import django
 from edx_django_utils.monitoring import function_trace, record_exception, set_custom_attribute
 
-from ..kafka.headers import header_values
+from ..kafka.headers import MessageHeaderError, message_headers
 
 logger = logging.getLogger(__name__)
+
+SHOWN_HEADER_LENGTH = 100  # an event id or type is shorter; a damaged header can be any size
 
 __all__ = ["function_trace", "message_attributes", "error_attributes", "outcome_attributes", "audit_received",
            "audit_done", "record_error", "describe"]
@@ -19,17 +21,31 @@ __all__ = ["function_trace", "message_attributes", "error_attributes", "outcome_
 
 def describe(msg) -> str:
     """How log lines name a message: where it is and which event it carries, never what it says."""
-    headers = msg.headers() or []
+    headers = _headers(msg)
     return (f"topic={msg.topic()} partition={msg.partition()} offset={msg.offset()} "
             f"event_id={','.join(_safe_values(headers, 'ce_id')) or None} "
             f"event_type={','.join(_safe_values(headers, 'ce_type')) or None}")
 
 
-def _safe_values(headers, name):
+def _headers(msg) -> list:
     try:
-        return header_values(headers, name)
+        return message_headers(msg)
+    except MessageHeaderError:
+        return []
+
+
+def _safe_values(headers, name) -> list:
+    """A header's values fit for a log line, whatever they are (null, not UTF-8, huge)."""
+    return [_printable(value) for key, value in headers if key == name]
+
+
+def _printable(value) -> str:
+    if value is None:
+        return "<null>"
+    try:
+        return value[:SHOWN_HEADER_LENGTH].decode("utf-8")
     except UnicodeDecodeError:
-        return ["<not UTF-8>"]
+        return "<not UTF-8>"
 
 
 def message_attributes(run_context, msg):
@@ -55,7 +71,7 @@ def message_attributes(run_context, msg):
         # .. custom_attribute_name: python_version
         # .. custom_attribute_description: The Python version in use.
         set_custom_attribute("python_version", platform.python_version())
-        headers = msg.headers() or []
+        headers = _headers(msg)
         if ids := _safe_values(headers, "ce_id"):
             # .. custom_attribute_name: kafka_message_id
             # .. custom_attribute_description: The message's ``ce_id`` header(s), comma-joined.

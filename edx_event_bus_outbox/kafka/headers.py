@@ -3,7 +3,7 @@ CloudEvents headers <-> ``EventsMetadata``, exactly as edx-event-bus-kafka write
 
 Header order matches edx-event-bus-kafka too, so that the messages are byte-identical.
 """
-from collections import defaultdict
+import re
 from datetime import datetime
 from uuid import UUID
 
@@ -24,24 +24,73 @@ def dotted_version(sourcelib: tuple) -> str:
 
 
 def version_tuple(dotted: str) -> tuple:
-    """``"9.1.0"`` -> ``(9, 1, 0)``, the ``EventsMetadata.sourcelib`` form; the inverse of ``dotted_version``."""
+    """
+    ``"9.1.0"`` -> ``(9, 1, 0)``, the ``EventsMetadata.sourcelib`` form; the inverse of ``dotted_version``.
+
+    Only ASCII digits and single dots (``int`` alone would take ``" 9"``, ``"-1"`` or Arabic-Indic digits).
+    """
+    if not _VERSION.fullmatch(dotted):
+        raise ValueError("expected a version of dot-separated ASCII digits, like 9.1.0")
     return tuple(map(int, dotted.split(".")))
+
+
+# The exact forms the wire format writes, in ASCII ([0-9], not \d, which takes any script's digits).
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
+_NATURAL = re.compile(r"[0-9]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# datetime.isoformat() of an aware UTC time; RFC 3339's "Z" too. fromisoformat alone takes naive times.
+_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(\+00:00|Z)")
+
+
+def _uuid(text: str) -> UUID:
+    if not _UUID.fullmatch(text):
+        raise ValueError("expected a UUID in its 8-4-4-4-12 hexadecimal form")
+    return UUID(text)
+
+
+def _utc_time(text: str) -> datetime:
+    if not _UTC_TIME.fullmatch(text):
+        raise ValueError("expected an ISO 8601 time in UTC, like 2026-01-01T00:00:00.000000+00:00")
+    return datetime.fromisoformat(text)  # still refuses month 13 and the like
+
+
+def _natural(text: str) -> int:
+    if not _NATURAL.fullmatch(text):
+        raise ValueError("expected a non-negative integer in ASCII digits")
+    return int(text)
+
+
+def _any_text(text: str) -> str:
+    return text
 
 
 # header name -> (EventsMetadata field, parser of the header string), in header order
 METADATA_HEADERS = {
-    "ce_type": ("event_type", str),
-    "ce_id": ("id", UUID),
-    "ce_source": ("source", str),
-    "ce_time": ("time", datetime.fromisoformat),
-    "ce_minorversion": ("minorversion", int),
-    "sourcehost": ("sourcehost", str),
+    "ce_type": ("event_type", _any_text),
+    "ce_id": ("id", _uuid),
+    "ce_source": ("source", _any_text),
+    "ce_time": ("time", _utc_time),
+    "ce_minorversion": ("minorversion", _natural),
+    "sourcehost": ("sourcehost", _any_text),
     "sourcelib": ("sourcelib", version_tuple),
 }
+# Every header the wire format writes is required, exactly once: a consumer that filled in a
+# missing one would invent its value (this service's name as the source, the time of reading...).
+REQUIRED_HEADERS = (*(name for name, _ in CONSTANT_HEADERS), *METADATA_HEADERS)
+_IS_REQUIRED = frozenset(REQUIRED_HEADERS)
 
 
 class MessageHeaderError(OutboxError, ValueError):
-    """The headers cannot be turned into ``EventsMetadata`` (missing id, duplicates, bad values)."""
+    """
+    The headers cannot be turned into ``EventsMetadata``. ``header`` names the header at fault,
+    ``problem`` is one of missing, duplicated, null, not_utf8, empty, invalid, unreadable. The text never
+    quotes a header's value.
+    """
+
+    def __init__(self, header: str, problem: str, detail: str):
+        self.header = header
+        self.problem = problem
+        super().__init__(f"header {header!r} is {problem.replace('_', ' ')}: {detail}")
 
 
 def event_headers(*, event_type: str, event_id, source: str, time: datetime, minorversion: int,
@@ -76,26 +125,58 @@ def header_values(headers, name: str) -> list:
     return [value.decode("utf-8") for key, value in (headers or []) if key == name]
 
 
+def message_headers(msg) -> list:
+    """
+    ``msg.headers()``, which confluent-kafka decodes as it is called: a header *name* that is not
+    UTF-8 (no Python client can write one, other clients can) raises there, not at our checks.
+    """
+    try:
+        return msg.headers() or []
+    except Exception as exc:  # pylint: disable=broad-except
+        raise MessageHeaderError("(names)", "unreadable", f"confluent-kafka cannot read them ({type(exc).__name__})") \
+            from None
+
+
+def _text(name: str, raw) -> str:
+    """A header's value as text; null, not UTF-8 and empty are refused."""
+    if raw is None:
+        raise MessageHeaderError(name, "null", "the header has no value")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageHeaderError(name, "not_utf8", "CloudEvents header values are UTF-8") from None
+    if not text:
+        raise MessageHeaderError(name, "empty", "the header has an empty value")
+    return text
+
+
 def metadata_from_headers(headers) -> EventsMetadata:
     """
-    Rebuild ``EventsMetadata``. ``ce_id`` is required; other missing headers take defaults.
-
-    Raises ``MessageHeaderError`` naming the header at fault.
+    Rebuild ``EventsMetadata`` from the headers, strictly: every header of the wire format once,
+    in the form the wire format writes it. Raises ``MessageHeaderError``, never anything else.
     """
-    values = defaultdict(list)
-    for key, value in headers or []:
-        values[key].append(value)
+    raw = {}
+    for key, value in headers:
+        if key in _IS_REQUIRED:
+            if key in raw:
+                raise MessageHeaderError(key, "duplicated", "the message has more than one; expected one")
+            raw[key] = value
+    if len(raw) < len(REQUIRED_HEADERS):
+        missing = next(name for name in REQUIRED_HEADERS if name not in raw)
+        raise MessageHeaderError(missing, "missing", "every CloudEvents header of the wire format is required")
+    for name, expected in CONSTANT_HEADERS:
+        if raw[name] != expected:  # the bytes themselves: these are compared on every message
+            _text(name, raw[name])
+            raise MessageHeaderError(name, "invalid", f"expected {expected.decode()!r}")
     kwargs = {}
     for name, (field, from_header) in METADATA_HEADERS.items():
-        found = values.get(name, [])
-        if len(found) > 1:
-            raise MessageHeaderError(f"message has {len(found)} {name!r} headers; expected one")
-        if not found:
-            if name == "ce_id":
-                raise MessageHeaderError("message has no 'ce_id' header; cannot identify the event")
-            continue
+        text = _text(name, raw[name])
         try:
-            kwargs[field] = from_header(found[0].decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MessageHeaderError(f"header {name!r} is not valid: {exc}") from exc
-    return EventsMetadata(**kwargs)
+            kwargs[field] = from_header(text)
+        except ValueError as exc:
+            raise MessageHeaderError(name, "invalid", str(exc)) from None
+    try:
+        return EventsMetadata(**kwargs)
+    except (TypeError, ValueError) as exc:  # openedx-events' own checks, should they grow stricter
+        raise MessageHeaderError("ce_*", "invalid", f"openedx-events refused the metadata ({type(exc).__name__})") \
+            from None

@@ -129,3 +129,62 @@ def test_receivers_are_named_by_module_and_qualname():
 
     assert receiver_name(receiver) == f"{__name__}.test_receivers_are_named_by_module_and_qualname.<locals>.receiver"
     assert receiver_name(Callable()).endswith("test_receivers_are_named_by_module_and_qualname.<locals>.Callable")
+
+
+# ---------------------------------------------------------------- headers are parsed totally
+
+GOOD_HEADERS = [
+    ("ce_specversion", b"1.0"), ("content-type", b"application/avro"), ("ce_datacontenttype", b"application/avro"),
+    ("ce_type", b"org.openedx.learning.course.enrollment.created.v1"),
+    ("ce_id", b"7d4f0b4e-2f0a-4c7e-9f43-1c2b3a4d5e6f"), ("ce_source", b"openedx/lms/web"),
+    ("ce_time", b"2026-01-01T00:00:00.123456+00:00"), ("ce_minorversion", b"0"), ("sourcehost", b"h"),
+    ("sourcelib", b"11.2.0"),
+]
+
+
+def _header_lists():
+    from hypothesis import strategies as st  # pylint: disable=import-outside-toplevel
+    names = st.sampled_from([name for name, _ in GOOD_HEADERS] + ["other", ""])
+    values = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([v for _, v in GOOD_HEADERS]),
+                       st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")))
+    mutated = st.lists(st.tuples(st.integers(0, len(GOOD_HEADERS) - 1), values), max_size=3).map(
+        lambda changes: [(name, dict(changes).get(i, value)) for i, (name, value) in enumerate(GOOD_HEADERS)])
+    return st.one_of(st.lists(st.tuples(names, values), max_size=14), mutated,
+                     st.tuples(mutated, st.lists(st.tuples(names, values), max_size=3)).map(lambda p: p[0] + p[1]))
+
+
+def test_metadata_from_headers_returns_metadata_or_raises_message_header_error_only():
+    from hypothesis import given, settings  # pylint: disable=import-outside-toplevel
+
+    from edx_event_bus_outbox.kafka.headers import MessageHeaderError, metadata_from_headers  # pylint: disable=C0415
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(_header_lists())
+    def check(headers):
+        try:
+            metadata = metadata_from_headers(headers)
+        except MessageHeaderError as exc:
+            assert exc.problem in {"missing", "duplicated", "null", "not_utf8", "empty", "invalid"}
+            return
+        # Accepted: then it is exactly what the headers say, in the wire format's forms.
+        assert dict(headers)["ce_id"].decode().lower() == str(metadata.id)
+        assert metadata.time.tzinfo is not None and metadata.time.utcoffset().total_seconds() == 0
+
+    check()
+
+
+def test_an_unreadable_header_name_is_a_bad_header_not_a_crash():
+    from edx_event_bus_outbox.consumer import monitoring  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.consumer.dead_letter import original_headers  # pylint: disable=C0415
+    from edx_event_bus_outbox.consumer.decoding import decode  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.consumer.errors import UnusableMessage  # pylint: disable=import-outside-toplevel
+
+    class Unreadable(FakeMessage):
+        def headers(self):
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")  # what a non-UTF-8 name raises
+
+    msg = Unreadable(0, 3)
+    with pytest.raises(UnusableMessage, match="bad_headers"):
+        decode(msg)
+    assert original_headers(msg) is None, "the dead letter leaves them out (dlt_omitted: headers)"
+    assert "offset=3 event_id=None" in monitoring.describe(msg)
