@@ -9,6 +9,7 @@ broker appended the message to its log -- for a single-replica topic, the moment
 acknowledgement. It runs in its own process so that it never competes with the writer for the
 GIL. SIGTERM stops it.
 """
+
 import signal
 import sys
 import time
@@ -16,11 +17,18 @@ import uuid
 
 
 def main(bootstrap, topic, out_path):
-    from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # pylint: disable=import-outside-toplevel
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-latency-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-latency-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in partitions])
     consumer.poll(0.5)  # resolve the end offsets before the writer starts

@@ -1,4 +1,5 @@
 """The PNG chart of a bench run (matplotlib, Agg backend): one panel per benchmark."""
+
 import math
 
 
@@ -10,9 +11,14 @@ def _bar(ax, labels, values, title, unit, goal=None, goal_label=None, colors=Non
     ax.set_title(title, fontsize=9)
     ax.set_ylabel(unit, fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    for bar, value in zip(bars, values):
-        ax.annotate(f"{value:,.0f}" if value >= 10 else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value),
-                    ha="center", va="bottom", fontsize=7)
+    for bar, value in zip(bars, values, strict=False):
+        ax.annotate(
+            f"{value:,.0f}" if value >= 10 else f"{value:.1f}",
+            (bar.get_x() + bar.get_width() / 2, value),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     if goal is not None:
         ax.axhline(goal, color="red", linestyle="--", linewidth=1)
         if goal_label:
@@ -20,9 +26,10 @@ def _bar(ax, labels, values, title, unit, goal=None, goal_label=None, colors=Non
 
 
 def render(results, path, machine):
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
+
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     axes = axes.flatten()
@@ -31,10 +38,16 @@ def render(results, path, machine):
     write = results.get("write_path") or {}
     if write.get("medians_us"):
         m = write["medians_us"]
-        _bar(axes[0], ["ours", "ours, no NOTIFY", "(a) edx send", "(b) plain ORM", "ours marginal\nin writing tx"],
-             [m["ours"], m["ours_no_notify"], m["edx_send"], m["plain_orm"], write["ours_marginal_us"]],
-             f"1. Write path, µs/event (ours/(a) = {write['ratio_ours_over_edx']:.2f}, goal <= 1)", "µs per event",
-             goal=m["edx_send"], goal_label="(a)", colors=[ours, ours, seed, other, ours])
+        _bar(
+            axes[0],
+            ["ours", "ours, no NOTIFY", "(a) edx send", "(b) plain ORM", "ours marginal\nin writing tx"],
+            [m["ours"], m["ours_no_notify"], m["edx_send"], m["plain_orm"], write["ours_marginal_us"]],
+            f"1. Write path, µs/event (ours/(a) = {write['ratio_ours_over_edx']:.2f}, goal <= 1)",
+            "µs per event",
+            goal=m["edx_send"],
+            goal_label="(a)",
+            colors=[ours, ours, seed, other, ours],
+        )
 
     drain = results.get("drain") or {}
     if drain.get("rates"):
@@ -44,18 +57,36 @@ def render(results, path, machine):
             labels.append("jaiminho")
             values.append(r["jaiminho"])
             colors.append(other)
-        _bar(axes[1], labels, values, f"2. Relay drain, events/s (ours/edx = {drain['ratio_ours_over_edx']:.2f}, "
-             f"goal >= 2)", "events/s", goal=2 * r["edx_direct"], goal_label="2 x edx", colors=colors)
+        _bar(
+            axes[1],
+            labels,
+            values,
+            f"2. Relay drain, events/s (ours/edx = {drain['ratio_ours_over_edx']:.2f}, goal >= 2)",
+            "events/s",
+            goal=2 * r["edx_direct"],
+            goal_label="2 x edx",
+            colors=colors,
+        )
 
     latency = results.get("latency") or {}
     ax = axes[2]
     if latency.get("broker"):
         names = ["p50", "p95", "p99"]
         x = list(range(len(names)))
-        ax.bar([i - 0.2 for i in x], [latency["broker"][p] for p in names], width=0.4, color=ours,
-               label="commit -> broker ack")
-        ax.bar([i + 0.2 for i in x], [latency["commit_to_claim"][p] for p in names], width=0.4, color=light,
-               label="of which commit -> relay read it")
+        ax.bar(
+            [i - 0.2 for i in x],
+            [latency["broker"][p] for p in names],
+            width=0.4,
+            color=ours,
+            label="commit -> broker ack",
+        )
+        ax.bar(
+            [i + 0.2 for i in x],
+            [latency["commit_to_claim"][p] for p in names],
+            width=0.4,
+            color=light,
+            label="of which commit -> relay read it",
+        )
         ax.set_xticks(x)
         ax.set_xticklabels(names, fontsize=8)
         ax.axhline(10, color="red", linestyle=":", linewidth=1)
@@ -72,7 +103,8 @@ def render(results, path, machine):
             ax.plot([s[1] for s in samples], [s[2] for s in samples], label=f"backlog {run['backlog']:,}")
         ax.axhline(rss["goal_mb"], color="red", linestyle="--", linewidth=1)
         ax.set_ylim(0, max(rss["goal_mb"] * 1.2, max(r["peak_rss_mb"] for r in rss["runs"]) * 1.1))
-        from matplotlib.ticker import FuncFormatter  # pylint: disable=import-outside-toplevel
+        from matplotlib.ticker import FuncFormatter
+
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:.0f}k"))
         ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel("events drained", fontsize=8)
@@ -83,21 +115,30 @@ def render(results, path, machine):
     consumer = results.get("consumer") or {}
     figures = consumer.get("figures") or {}
     if figures.get("edx_event_bus_outbox_events_per_s"):
-        _bar(axes[4], ["ours", "edx-event-bus-kafka"],
-             [figures["edx_event_bus_outbox_events_per_s"], figures["edx_event_bus_kafka_events_per_s"]],
-             f"5. Consumer, events/s (ratio {figures.get('ratio', float('nan')):.2f}, goal >= 1.5)", "events/s",
-             goal=1.5 * figures["edx_event_bus_kafka_events_per_s"], goal_label="1.5 x edx", colors=[ours, seed])
+        _bar(
+            axes[4],
+            ["ours", "edx-event-bus-kafka"],
+            [figures["edx_event_bus_outbox_events_per_s"], figures["edx_event_bus_kafka_events_per_s"]],
+            f"5. Consumer, events/s (ratio {figures.get('ratio', float('nan')):.2f}, goal >= 1.5)",
+            "events/s",
+            goal=1.5 * figures["edx_event_bus_kafka_events_per_s"],
+            goal_label="1.5 x edx",
+            colors=[ours, seed],
+        )
     else:
         axes[4].text(0.5, 0.5, "5. Consumer benchmark not run", ha="center", va="center")
         axes[4].set_axis_off()
 
     axes[5].set_axis_off()
-    import textwrap  # pylint: disable=import-outside-toplevel
-    text = "\n".join(textwrap.fill(f"{k.replace('_', ' ')}: {v}", 75, subsequent_indent="    ")
-                     for k, v in machine.items())
+    import textwrap
+
+    text = "\n".join(
+        textwrap.fill(f"{k.replace('_', ' ')}: {v}", 75, subsequent_indent="    ") for k, v in machine.items()
+    )
     axes[5].text(0, 1, text, fontsize=6.5, va="top", family="monospace")
-    fig.suptitle("edx-event-bus-outbox benchmarks (make bench) - PostgreSQL, real Kafka and schema registry",
-                 fontsize=11)
+    fig.suptitle(
+        "edx-event-bus-outbox benchmarks (make bench) - PostgreSQL, real Kafka and schema registry", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,6 +5,7 @@ the description of the machine, and the report format.
 Each benchmark module has ``run(quick) -> dict`` (a JSON-able result) and ``report(result) ->
 str``, and can be run alone: ``python -m bench.<module> [--quick]``.
 """
+
 import argparse
 import gc
 import json
@@ -31,34 +32,46 @@ _created_topics = []
 
 # ---------------------------------------------------------------- Django and the database
 
+
 def setup_django():
     """Configure Django on the bench settings and make sure the bench database is migrated."""
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
-    import django  # pylint: disable=import-outside-toplevel
+    import django
+
     if getattr(setup_django, "done", False):
         return
     django.setup()
     ensure_database()
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    from django.core.management import call_command
+
     call_command("migrate", run_syncdb=True, verbosity=0)
-    from openedx_events.tooling import load_all_signals  # pylint: disable=import-outside-toplevel
+    from openedx_events.tooling import load_all_signals
+
     load_all_signals()
-    from tests.kafka_tools import give_edx_event_bus_kafka_our_registry_client  # pylint: disable=import-outside-toplevel
+    from tests.kafka_tools import give_edx_event_bus_kafka_our_registry_client
+
     give_edx_event_bus_kafka_our_registry_client()  # edx-event-bus-kafka's own client has no request timeout
     setup_django.done = True
 
 
 def _maintenance_params():
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     db = settings.DATABASES["default"]
     url = urlparse(os.environ.get("OUTBOX_TEST_POSTGRES_URL", ""))
-    return dict(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
-                dbname=url.path.lstrip("/") or "outbox"), db["NAME"]
+    return dict(
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"],
+        dbname=url.path.lstrip("/") or "outbox",
+    ), db["NAME"]
 
 
 def ensure_database():
     """Create the bench database (``outbox_bench``) when it does not exist yet."""
-    import psycopg  # pylint: disable=import-outside-toplevel
+    import psycopg
+
     params, name = _maintenance_params()
     with psycopg.connect(**params, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
@@ -66,7 +79,8 @@ def ensure_database():
 
 
 def execute(sql, params=None, fetch=False):
-    from django.db import connection  # pylint: disable=import-outside-toplevel
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None
@@ -74,7 +88,8 @@ def execute(sql, params=None, fetch=False):
 
 def reset_tables():
     """Empty the outbox, the leases, jaiminho's events and the baseline table."""
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     tables = ["edx_event_bus_outbox_event", "edx_event_bus_outbox_lease", "bench_plain_row"]
     if settings.JAIMINHO_INSTALLED:
         tables.append("jaiminho_event")
@@ -100,7 +115,8 @@ def child_env(**extra):
 
 def first_line(process, what, timeout=60.0):
     """A child's first line of output; kills it and raises if it prints none within ``timeout`` seconds."""
-    import select  # pylint: disable=import-outside-toplevel
+    import select
+
     if not select.select([process.stdout], [], [], timeout)[0]:
         process.kill()
         process.wait(30)
@@ -110,8 +126,10 @@ def first_line(process, what, timeout=60.0):
 
 # ---------------------------------------------------------------- events
 
+
 def signal():
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     return COURSE_ENROLLMENT_CREATED
 
 
@@ -120,36 +138,62 @@ def make_event_data(count_, keys=50):
     ``count_`` distinct ``COURSE_ENROLLMENT_CREATED`` payloads (nested attrs: enrollment ->
     user -> pii, course with a CourseKey, datetimes), spread over ``keys`` course keys.
     """
-    # pylint: disable=import-outside-toplevel
+
     from opaque_keys.edx.keys import CourseKey
+
     from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory
-    return [{"enrollment": CourseEnrollmentDataFactory(course=CourseDataFactory(
-        course_key=CourseKey.from_string(f"course-v1:edX+Bench{index % keys}+Run")))}
-        for index in range(count_)]
+
+    return [
+        {
+            "enrollment": CourseEnrollmentDataFactory(
+                course=CourseDataFactory(course_key=CourseKey.from_string(f"course-v1:edX+Bench{index % keys}+Run"))
+            )
+        }
+        for index in range(count_)
+    ]
 
 
 def metadata():
-    from openedx_events.data import EventsMetadata  # pylint: disable=import-outside-toplevel
+    from openedx_events.data import EventsMetadata
+
     return EventsMetadata(event_type=signal().event_type)
 
 
 def write_events_with_send(topic, event_data, per_transaction=500):
     """Commit one outbox row per event through our ``send()``."""
-    # pylint: disable=import-outside-toplevel
+
     from django.db import transaction
+
     from edx_event_bus_outbox import create_producer
+
     producer = create_producer()
     sig = signal()
     for start in range(0, len(event_data), per_transaction):
         with transaction.atomic():
-            for data in event_data[start:start + per_transaction]:
-                producer.send(signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data,
-                              event_metadata=metadata())
+            for data in event_data[start : start + per_transaction]:
+                producer.send(
+                    signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=metadata()
+                )
 
 
-OUTBOX_COLUMNS = ("event_type", "event_key_field", "event_key", "payload", "event_time", "minorversion",
-                  "source", "sourcehost", "sourcelib", "status", "attempts", "last_error", "next_attempt_at",
-                  "sent_at", "partition", "offset")
+OUTBOX_COLUMNS = (
+    "event_type",
+    "event_key_field",
+    "event_key",
+    "payload",
+    "event_time",
+    "minorversion",
+    "source",
+    "sourcehost",
+    "sourcelib",
+    "status",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "sent_at",
+    "partition",
+    "offset",
+)
 SEED_TABLE = "bench_outbox_seed"
 SEED_TOPIC = "bench-seed"
 
@@ -163,8 +207,10 @@ def prepare_seed(event_data):
     reset_tables()
     write_events_with_send(SEED_TOPIC, event_data)
     execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
-    execute(f"CREATE TABLE {SEED_TABLE} AS SELECT * FROM edx_event_bus_outbox_event WHERE topic = %s ORDER BY id",
-            [SEED_TOPIC])
+    execute(
+        f"CREATE TABLE {SEED_TABLE} AS SELECT * FROM edx_event_bus_outbox_event WHERE topic = %s ORDER BY id",
+        [SEED_TOPIC],
+    )
     reset_tables()
 
 
@@ -191,8 +237,10 @@ def load_backlog(topic, total):
 
 # ---------------------------------------------------------------- Kafka
 
+
 def kafka_settings():
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     return settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL
 
 
@@ -202,7 +250,8 @@ def topic_name(purpose):
 
 def create_topic(name, partitions=PARTITIONS, config=None):
     """A new topic whose partitions all have leaders, so the first produce does not wait or fail."""
-    from edx_event_bus_outbox.kafka.topics import create_topics  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.kafka.topics import create_topics
+
     create_topics({"bootstrap.servers": kafka_settings()[0]}, {name: partitions}, topic_config=config)
     _created_topics.append(name)
     return name
@@ -212,19 +261,21 @@ def delete_created_topics():
     """Delete every topic this process created (they can hold up to a million messages)."""
     if not _created_topics:
         return
-    from confluent_kafka.admin import AdminClient  # pylint: disable=import-outside-toplevel
+    from confluent_kafka.admin import AdminClient
+
     admin = AdminClient({"bootstrap.servers": kafka_settings()[0]})
     for name, future in admin.delete_topics(list(_created_topics), operation_timeout=30).items():
         try:
             future.result(timeout=60)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:  # noqa: BLE001  cleanup is best effort
             print(f"  (could not delete topic {name}: {exc})", file=sys.stderr)
     _created_topics.clear()
 
 
 def topic_message_count(name, patience=120.0):
     """Messages on a topic: the sum over partitions of high minus low watermarks (retried while the broker restarts)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition  # pylint: disable=import-outside-toplevel
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
     deadline = time.monotonic() + patience
     while True:
         consumer = Consumer({"bootstrap.servers": kafka_settings()[0], "group.id": f"bench-count-{uuid.uuid4().hex}"})
@@ -245,6 +296,7 @@ def topic_message_count(name, patience=120.0):
 
 # ---------------------------------------------------------------- a shared, noisy stack
 
+
 def stack_pids():
     """PIDs of the stack's services: a change during a repetition means someone restarted one."""
     pids = {}
@@ -259,15 +311,16 @@ def stack_pids():
 
 def wait_for_stack(timeout=300.0):
     """Block until the broker answers metadata requests and the registry lists subjects."""
-    import requests  # pylint: disable=import-outside-toplevel
-    from confluent_kafka.admin import AdminClient  # pylint: disable=import-outside-toplevel
+    import requests
+    from confluent_kafka.admin import AdminClient
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             AdminClient({"bootstrap.servers": kafka_settings()[0]}).list_topics(timeout=5)
             if requests.get(f"{kafka_settings()[1]}/subjects", timeout=5).ok:
                 return
-        except Exception:  # pylint: disable=broad-except
+        except Exception:  # noqa: BLE001  best effort
             pass
         time.sleep(2)
     raise RuntimeError("the Kafka broker or the schema registry did not come back")
@@ -279,13 +332,14 @@ def guarded(label, attempts=3):
     was restarted (its PID changed) or that raised: other sessions share this stack and restart
     its services in their failure tests. Returns ``(result, discarded tries)``.
     """
+
     def wrap(func):
         discarded = 0
         for _ in range(attempts):
             before = stack_pids()
             try:
                 result = func()
-            except Exception as exc:  # pylint: disable=broad-except
+            except Exception as exc:  # noqa: BLE001  any failure of a repetition is reported and retried
                 log(f"  {label}: discarded ({type(exc).__name__}: {str(exc)[:160]}); waiting for the stack")
                 discarded += 1
                 wait_for_stack()
@@ -297,10 +351,12 @@ def guarded(label, attempts=3):
                 continue
             return result, discarded
         raise RuntimeError(f"{label}: {attempts} tries in a row were disturbed")
+
     return wrap
 
 
 # ---------------------------------------------------------------- statistics
+
 
 def median(values):
     return statistics.median(values) if values else float("nan")
@@ -328,6 +384,7 @@ def quiet_gc():
 
 # ---------------------------------------------------------------- the machine
 
+
 def _read(path):
     try:
         return Path(path).read_text()
@@ -336,7 +393,8 @@ def _read(path):
 
 
 def _version(dist):
-    from importlib.metadata import PackageNotFoundError, version  # pylint: disable=import-outside-toplevel
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -349,16 +407,17 @@ def _kafka_version():
         names = sorted(p.name for p in Path(jars).glob("kafka-server-[0-9]*.jar"))
     except OSError:
         names = []
-    return names[0][len("kafka-server-"):-len(".jar")] if names else "unknown"
+    return names[0][len("kafka-server-") : -len(".jar")] if names else "unknown"
 
 
 def _registry_version():
-    import requests  # pylint: disable=import-outside-toplevel
+    import requests
+
     base = os.environ.get("STACK_REGISTRY_URL") or kafka_settings()[1].split("/apis/")[0]
     try:
         info = requests.get(f"{base}/apis/registry/v3/system/info", timeout=5).json()
         return f"{info.get('name')} {info.get('version')}"
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  machine facts are best effort
         return "unknown"
 
 
@@ -367,34 +426,49 @@ def _mariadb_version():
     if not url.hostname:
         return "not configured"
     try:
-        import MySQLdb  # pylint: disable=import-outside-toplevel
-        conn = MySQLdb.connect(host=url.hostname, port=url.port or 3306, user=url.username or "",
-                               password=url.password or "", database=url.path.lstrip("/"), connect_timeout=5)
+        import MySQLdb
+
+        conn = MySQLdb.connect(
+            host=url.hostname,
+            port=url.port or 3306,
+            user=url.username or "",
+            password=url.password or "",
+            database=url.path.lstrip("/"),
+            connect_timeout=5,
+        )
         try:
             cursor = conn.cursor()
             cursor.execute("SELECT VERSION()")
             return f"{cursor.fetchone()[0]} (not used by the benchmarks)"
         finally:
             conn.close()
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  reported, not raised
         return f"unreachable ({type(exc).__name__})"
 
 
 def machine_info():
     """Everything about the machine and the stack that the figures depend on."""
-    import confluent_kafka  # pylint: disable=import-outside-toplevel
+    import confluent_kafka
+
     cpuinfo = _read("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     mhz = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("cpu MHz")), "")
-    meminfo = {line.split(":")[0]: line.split(":")[1].strip() for line in _read("/proc/meminfo").splitlines()
-               if ":" in line}
+    meminfo = {
+        line.split(":")[0]: line.split(":")[1].strip() for line in _read("/proc/meminfo").splitlines() if ":" in line
+    }
     mem_kb = int(meminfo.get("MemTotal", "0 kB").split()[0])
-    pg = execute("SELECT version(), current_setting('synchronous_commit'), current_setting('fsync'), "
-                 "current_setting('shared_buffers'), current_setting('wal_level')", fetch=True)[0]
+    pg = execute(
+        "SELECT version(), current_setting('synchronous_commit'), current_setting('fsync'), "
+        "current_setting('shared_buffers'), current_setting('wal_level')",
+        fetch=True,
+    )[0]
     try:
-        git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
+        git = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except OSError:
         git = "unknown"
     return {
@@ -413,7 +487,7 @@ def machine_info():
         "kafka_broker": f"Apache Kafka {_kafka_version()} (single node, KRaft) at {kafka_settings()[0]}",
         "schema_registry": f"{_registry_version()} (Confluent API) at {kafka_settings()[1]}",
         "postgresql": pg[0].split(" on ")[0] + f" (synchronous_commit={pg[1]}, fsync={pg[2]}, "
-                                               f"shared_buffers={pg[3]}, wal_level={pg[4]})",
+        f"shared_buffers={pg[3]}, wal_level={pg[4]})",
         "mariadb": _mariadb_version(),
         "git": git,
     }
@@ -425,6 +499,7 @@ def format_machine(info):
 
 
 # ---------------------------------------------------------------- running a module alone
+
 
 def main(module_run, module_report, description):
     """``python -m bench.<module> [--quick]``: run one benchmark and print its report."""

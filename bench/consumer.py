@@ -8,6 +8,7 @@ this hook runs it in a subprocess -- with its own default settings (``tests.sett
 bench's PostgreSQL database -- and reports its figures; when it does not, the report says so
 and nothing fails.
 """
+
 import importlib.util
 import json
 import subprocess
@@ -44,19 +45,29 @@ def run(quick=False):
     n_events, repeats = (1_000, 3) if quick else (5_000, 5)
     log(f"consumer: {MODULE}.run({n_events}, ...) x {repeats} repeats, in a subprocess")
     common.setup_django()
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
-    env = common.child_env(DJANGO_SETTINGS_MODULE="tests.settings", OUTBOX_TEST_DB="postgres",
-                           OUTBOX_TEST_DB_NAME=settings.DATABASES["default"]["NAME"])
+    from django.conf import settings
+
+    env = common.child_env(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        OUTBOX_TEST_DB="postgres",
+        OUTBOX_TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
+    )
     completed = subprocess.run(
-        [sys.executable, "-c", _CALL.format(module=MODULE), str(n_events), common.topic_name("consumer"),
-         str(repeats)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-    line = next((l for l in completed.stdout.splitlines() if l.startswith("BENCH_RESULT ")), None)
+        [sys.executable, "-c", _CALL.format(module=MODULE), str(n_events), common.topic_name("consumer"), str(repeats)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    line = next((text for text in completed.stdout.splitlines() if text.startswith("BENCH_RESULT ")), None)
     if completed.returncode != 0 or line is None:
         tail = "\n".join((completed.stderr or completed.stdout).splitlines()[-15:])
         return {"name": "consumer", "available": True, "error": f"exit {completed.returncode}:\n{tail}"}
-    figures = json.loads(line[len("BENCH_RESULT "):])
+    figures = json.loads(line[len("BENCH_RESULT ") :])
     if figures.get("topic"):
-        common._created_topics.append(figures["topic"])  # pylint: disable=protected-access
+        common._created_topics.append(figures["topic"])
     return {"name": "consumer", "available": True, "n_events": n_events, "repeats": repeats, "figures": figures}
 
 
@@ -72,7 +83,8 @@ def report(result):
         return f"{title}\n   NOT RUN: {MODULE} does not exist yet; bench/consumer.py calls it once it does."
     if result.get("error"):
         return f"{title}\n   FAILED: {MODULE}.run raised:\n" + "\n".join(
-            f"     {line}" for line in result["error"].splitlines())
+            f"     {line}" for line in result["error"].splitlines()
+        )
     ours, edx, ratio = ours_and_edx(result)
     f = result["figures"]
     lines = [f"{title}; {MODULE}, {result['n_events']:,} events, median of {f.get('repeats', result['repeats'])} runs"]
@@ -83,8 +95,11 @@ def report(result):
             f"   ratio ours/edx-event-bus-kafka = {ratio:.2f}   (goal >= {GOAL_RATIO}: "
             f"{'MET' if ratio >= GOAL_RATIO else 'NOT MET'})",
         ]
-    extra = {k: v for k, v in f.items() if k not in ("edx_event_bus_outbox_events_per_s",
-                                                    "edx_event_bus_kafka_events_per_s", "ratio")}
+    extra = {
+        k: v
+        for k, v in f.items()
+        if k not in ("edx_event_bus_outbox_events_per_s", "edx_event_bus_kafka_events_per_s", "ratio")
+    }
     lines.append("   module's other figures: " + json.dumps(extra, default=str))
     return "\n".join(lines)
 

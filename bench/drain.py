@@ -27,6 +27,7 @@ A further, instrumented drain splits our relay's wall time into its phases (time
 around the relay's functions in this process; the package code is unchanged), and, when the
 ratio is below its goal, a cProfile run names the functions the time goes to.
 """
+
 import cProfile
 import io
 import pstats
@@ -35,8 +36,8 @@ import time
 from bench import common
 from bench.common import KEY_FIELD, log, median
 
-
 # ---------------------------------------------------------------- contenders
+
 
 def drain_ours(topic, n, sink=None, cap_seconds=None):
     """
@@ -44,10 +45,11 @@ def drain_ours(topic, n, sink=None, cap_seconds=None):
     ``cap_seconds`` (then ``relay.stop()``: the batch in flight finishes). Returns
     ``(events/s, events sent)``.
     """
-    # pylint: disable=import-outside-toplevel
+
     import threading
 
     from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
+
     common.reset_tables()
     common.load_backlog(topic, n)
     before = common.topic_message_count(topic)
@@ -65,8 +67,9 @@ def drain_ours(topic, n, sink=None, cap_seconds=None):
     elapsed = time.perf_counter() - t0
     sent = relay.sent_total
     delivered = common.topic_message_count(topic) - before
-    marked = common.count("SELECT count(*) FROM edx_event_bus_outbox_event WHERE topic = %s AND status = 'sent'",
-                          [topic])
+    marked = common.count(
+        "SELECT count(*) FROM edx_event_bus_outbox_event WHERE topic = %s AND status = 'sent'", [topic]
+    )
     if marked != sent or delivered != sent or (not cap_seconds and sent != n):
         raise RuntimeError(f"our relay: {sent} sent, {marked} marked, {delivered} on Kafka (backlog {n})")
     return sent / elapsed, sent
@@ -74,7 +77,8 @@ def drain_ours(topic, n, sink=None, cap_seconds=None):
 
 class EdxDirect:
     def __init__(self):
-        import edx_event_bus_kafka  # pylint: disable=import-outside-toplevel
+        import edx_event_bus_kafka
+
         self.producer = edx_event_bus_kafka.create_producer()
         self.signal = common.signal()
 
@@ -88,7 +92,7 @@ class EdxDirect:
         sent = 0
         t0 = time.perf_counter()
         for start in range(0, n, 500):
-            for data, meta in events[start:start + 500]:
+            for data, meta in events[start : start + 500]:
                 send(signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=meta)
             sent = min(start + 500, n)
             if time.perf_counter() >= deadline:
@@ -103,12 +107,13 @@ class EdxDirect:
 
 def drain_jaiminho(topic, pool, n):
     """Store ``n`` jaiminho rows (not timed), then time its relay over them; returns events/s."""
-    # pylint: disable=import-outside-toplevel
+
     from django.db import transaction
     from jaiminho.models import Event
     from jaiminho.relayer import EventRelayer
 
     from bench.jaiminho_sink import stored_publisher
+
     stream = topic
     publish = stored_publisher(stream)
     sig = common.signal()
@@ -130,6 +135,7 @@ def drain_jaiminho(topic, pool, n):
 
 
 # ---------------------------------------------------------------- where our relay's time goes
+
 
 class _Timed:
     """Accumulates wall time and calls of one function."""
@@ -161,8 +167,9 @@ def phase_breakdown(topic, n, cap_seconds=None):
     Drain once with timers around each phase (patched in this process only, package code
     unchanged); returns ``{phase: (seconds, calls)}`` and the total wall time.
     """
-    # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.relay import leases, sink as sink_module, store
+
+    from edx_event_bus_outbox.relay import leases, store
+    from edx_event_bus_outbox.relay import sink as sink_module
     from edx_event_bus_outbox.relay.sink import KafkaSink
 
     totals = {}
@@ -182,6 +189,7 @@ def phase_breakdown(topic, n, cap_seconds=None):
         for module, attr, label in patches:
             setattr(module, attr, _Timed(label, getattr(module, attr), totals))
         from edx_event_bus_outbox import conf
+
         sink = KafkaSink(conf.relay_lease_seconds())
         sink.producer = _TimedProducer(sink.producer, totals)
         rate, _ = drain_ours(topic, n, sink=sink, cap_seconds=cap_seconds)
@@ -189,13 +197,25 @@ def phase_breakdown(topic, n, cap_seconds=None):
         for module, attr, original in saved:
             setattr(module, attr, original)
     sent = totals.get("encode (total per row)", (0, 0))[1]
-    order = ["lease acquire", "lease renew", "claim: SELECT pending batch (store.pending_batch)",
-             "encode (total per row)", "  of which headers (from the row's columns)",
-             "  of which encode_message (Avro key/value)",
-             "produce (librdkafka enqueue)", "flush (wait for acks)", "mark: UPDATE sent rows (store.mark_sent)",
-             "find lanes (store.pending_lanes)", "until-empty check"]
-    return {"events": sent, "rate": rate, "wall_seconds": sent / rate,
-            "phases": {k: {"seconds": totals[k][0], "calls": totals[k][1]} for k in order if k in totals}}
+    order = [
+        "lease acquire",
+        "lease renew",
+        "claim: SELECT pending batch (store.pending_batch)",
+        "encode (total per row)",
+        "  of which headers (from the row's columns)",
+        "  of which encode_message (Avro key/value)",
+        "produce (librdkafka enqueue)",
+        "flush (wait for acks)",
+        "mark: UPDATE sent rows (store.mark_sent)",
+        "find lanes (store.pending_lanes)",
+        "until-empty check",
+    ]
+    return {
+        "events": sent,
+        "rate": rate,
+        "wall_seconds": sent / rate,
+        "phases": {k: {"seconds": totals[k][0], "calls": totals[k][1]} for k in order if k in totals},
+    }
 
 
 PROFILE_GROUPS = [
@@ -205,8 +225,8 @@ PROFILE_GROUPS = [
     ("encode: sink.encode_row (all)", lambda f, n: f.endswith("relay/sink.py") and n == "encode_row"),
     ("  event_headers", lambda f, n: f.endswith("kafka/headers.py") and n == "event_headers"),
     ("  Avro serializers (key+value)", lambda f, n: f.endswith("kafka/encoding.py") and n == "__call__"),
-    ("produce: Producer.produce", lambda f, n: n == "<method 'produce' of 'cimpl.Producer' objects>"),
-    ("wait: Producer.flush", lambda f, n: n == "<method 'flush' of 'cimpl.Producer' objects>"),
+    ("produce: Producer.produce", lambda _f, n: n == "<method 'produce' of 'cimpl.Producer' objects>"),
+    ("wait: Producer.flush", lambda _f, n: n == "<method 'flush' of 'cimpl.Producer' objects>"),
     ("mark: store.mark_sent (all)", lambda f, n: f.endswith("relay/store.py") and n == "mark_sent"),
     ("leases (renew)", lambda f, n: f.endswith("relay/leases.py") and n == "renew"),
 ]
@@ -214,10 +234,11 @@ PROFILE_GROUPS = [
 
 def profile_breakdown(topic, n, top=20, cap_seconds=None):
     """cProfile one drain; returns cumulative seconds per group and the top functions by own time."""
-    # pylint: disable=import-outside-toplevel
+
     import threading
 
     from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
+
     common.reset_tables()
     common.load_backlog(topic, n)
     profiler = cProfile.Profile()
@@ -243,22 +264,31 @@ def profile_breakdown(topic, n, top=20, cap_seconds=None):
     lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
     total = sum(v[2] for v in stats.stats.values())
-    return {"events": n, "wall_seconds_under_profiler": wall, "profiled_seconds": total, "groups": groups,
-            "top_by_own_time": lines[start:start + top + 1]}
+    return {
+        "events": n,
+        "wall_seconds_under_profiler": wall,
+        "profiled_seconds": total,
+        "groups": groups,
+        "top_by_own_time": lines[start : start + top + 1],
+    }
 
 
 # ---------------------------------------------------------------- the benchmark
 
+
 def run(quick=False, profile=None):
     common.setup_django()
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     n = 20_000 if quick else 100_000
     reps = 3 if quick else 5
     cap = 6.0 if quick else 20.0
     jaiminho_n = 200 if quick else 1_000
     with_jaiminho = settings.JAIMINHO_INSTALLED
-    log(f"drain: {reps} repetitions, backlog {n} (each contender stops at {cap:.0f} s if not done; "
-        f"jaiminho: {jaiminho_n if with_jaiminho else 'not installed'})")
+    log(
+        f"drain: {reps} repetitions, backlog {n} (each contender stops at {cap:.0f} s if not done; "
+        f"jaiminho: {jaiminho_n if with_jaiminho else 'not installed'})"
+    )
     pool = common.make_event_data(1000)
     common.prepare_seed(pool)
     topics = {name: common.create_topic(common.topic_name(f"drain-{name}")) for name in ("ours", "edx", "jaiminho")}
@@ -275,7 +305,7 @@ def run(quick=False, profile=None):
     counts = {name: [] for name in contenders}
     discarded = 0
     for rep in range(reps):
-        order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
+        order = contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]
 
         def one_rep(order=order):
             out = {}
@@ -287,6 +317,7 @@ def run(quick=False, profile=None):
                 else:
                     out[name] = drain_jaiminho(topics["jaiminho"], pool, jaiminho_n), jaiminho_n
             return out
+
         outcome, tries = common.guarded(f"drain rep {rep + 1}")(one_rep)
         discarded += tries
         for name, (rate, sent) in outcome.items():
@@ -295,7 +326,7 @@ def run(quick=False, profile=None):
         log(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{k}={v[-1]:.0f}/s ({counts[k][-1]})" for k, v in rates.items()))
         common.reset_tables()
 
-    paired = lambda a, b: median([x / y for x, y in zip(rates[a], rates[b])])  # noqa: E731
+    paired = lambda a, b: median([x / y for x, y in zip(rates[a], rates[b], strict=False)])  # noqa: E731
     result = {
         "name": "drain",
         "events": n,
@@ -312,13 +343,15 @@ def run(quick=False, profile=None):
     log("drain: phase breakdown of our relay")
     phase_n = 3_000 if quick else 20_000
     result["phases"] = common.guarded("phase breakdown")(
-        lambda: phase_breakdown(topics["ours"], phase_n, cap_seconds=cap))[0]
+        lambda: phase_breakdown(topics["ours"], phase_n, cap_seconds=cap)
+    )[0]
     if profile is None:
         profile = not quick and result["ratio_ours_over_edx"] < 2.0
     if profile:
         log("drain: profiling our relay with cProfile")
         result["profile"] = common.guarded("profile")(
-            lambda: profile_breakdown(topics["ours"], 5_000, cap_seconds=cap))[0]
+            lambda: profile_breakdown(topics["ours"], 5_000, cap_seconds=cap)
+        )[0]
     common.reset_tables()
     return result
 
@@ -327,8 +360,10 @@ def _phase_lines(phases, title):
     wall = phases["wall_seconds"]
     lines = [f"   {title} ({phases['events']:,} events at {phases['rate']:.0f} events/s, {wall:.2f} s wall):"]
     for label, value in phases["phases"].items():
-        lines.append(f"     {label:<46} {value['seconds']:7.2f} s {100 * value['seconds'] / wall:5.1f} %"
-                     f" {1e6 * value['seconds'] / max(phases['events'], 1):7.1f} µs/event ({value['calls']:,} calls)")
+        lines.append(
+            f"     {label:<46} {value['seconds']:7.2f} s {100 * value['seconds'] / wall:5.1f} %"
+            f" {1e6 * value['seconds'] / max(phases['events'], 1):7.1f} µs/event ({value['calls']:,} calls)"
+        )
     return lines
 
 
@@ -347,26 +382,36 @@ def report(result):
         f"   [{complete('edx_direct', result['events'])}]",
     ]
     if result.get("jaiminho_events"):
-        lines.append(f"   django-jaiminho relay, keep-order, ack per event     {r['jaiminho']:8.0f} events/s"
-                     f"   [backlog {result['jaiminho_events']:,}; one transaction and one broker wait per event]")
-    lines.append(f"   ratio ours/edx direct = {result['ratio_ours_over_edx']:.2f}   (goal >= 2.0: "
-                 f"{'MET' if goal else 'NOT MET'})")
+        lines.append(
+            f"   django-jaiminho relay, keep-order, ack per event     {r['jaiminho']:8.0f} events/s"
+            f"   [backlog {result['jaiminho_events']:,}; one transaction and one broker wait per event]"
+        )
+    lines.append(
+        f"   ratio ours/edx direct = {result['ratio_ours_over_edx']:.2f}   (goal >= 2.0: "
+        f"{'MET' if goal else 'NOT MET'})"
+    )
     if result.get("ratio_ours_over_jaiminho"):
         lines.append(f"   ratio ours/jaiminho = {result['ratio_ours_over_jaiminho']:.1f}")
-    lines.append("   per-repetition rates: " + "; ".join(
-        f"{k} {common.spread(v)}" for k, v in result["per_rep_rates"].items()))
+    lines.append(
+        "   per-repetition rates: " + "; ".join(f"{k} {common.spread(v)}" for k, v in result["per_rep_rates"].items())
+    )
     if result.get("discarded_reps"):
-        lines.append(f"   {result['discarded_reps']} repetition(s) discarded and redone: a stack service was "
-                     f"restarted by another user of the shared stack meanwhile")
+        lines.append(
+            f"   {result['discarded_reps']} repetition(s) discarded and redone: a stack service was "
+            f"restarted by another user of the shared stack meanwhile"
+        )
     if result.get("phases"):
         lines += _phase_lines(result["phases"], "where our relay's wall time goes (timers around each phase)")
     profile = result.get("profile")
     if profile:
-        lines.append(f"   cProfile of a {profile['events']:,}-event drain (cumulative seconds; the profiler inflates "
-                     f"Python-heavy parts; wall {profile['wall_seconds_under_profiler']:.2f} s):")
+        lines.append(
+            f"   cProfile of a {profile['events']:,}-event drain (cumulative seconds; the profiler inflates "
+            f"Python-heavy parts; wall {profile['wall_seconds_under_profiler']:.2f} s):"
+        )
         for label, seconds in profile["groups"].items():
-            lines.append(f"     {label:<46} {seconds:7.2f} s "
-                         f"{100 * seconds / profile['wall_seconds_under_profiler']:5.1f} %")
+            lines.append(
+                f"     {label:<46} {seconds:7.2f} s {100 * seconds / profile['wall_seconds_under_profiler']:5.1f} %"
+            )
         lines.append("   top functions by own time:")
         lines.extend(f"     {line}" for line in profile["top_by_own_time"])
     return "\n".join(lines)

@@ -13,6 +13,7 @@ waits for the broker's acknowledgement with ``flush()``, so a row is marked sent
 Kafka has it -- the guarantee the other two contenders give. jaiminho calls the function once
 per row and marks the row right after it returns, so there is no way to batch the waits.
 """
+
 from jaiminho.send import save_to_outbox_stream
 
 _PRODUCER = None
@@ -23,18 +24,18 @@ class DeliveryFailed(Exception):
 
 
 def _producer():
-    global _PRODUCER  # pylint: disable=global-statement
+    global _PRODUCER  # noqa: PLW0603  one producer per process, made on first use
     if _PRODUCER is None:
-        # pylint: disable=import-outside-toplevel
         from confluent_kafka import Producer
         from edx_event_bus_kafka.internal.config import load_common_settings
+
         _PRODUCER = Producer(load_common_settings())
     return _PRODUCER
 
 
 def publish_and_wait(signal_type, topic, event_key_field, event_data, event_metadata):
     """Encode the event as edx-event-bus-kafka would, produce it, and wait for the acknowledgement."""
-    # pylint: disable=import-outside-toplevel
+
     from confluent_kafka.serialization import MessageField, SerializationContext
     from edx_event_bus_kafka.internal.config import get_full_topic
     from edx_event_bus_kafka.internal.producer import extract_event_key, get_serializers
@@ -45,13 +46,15 @@ def publish_and_wait(signal_type, topic, event_key_field, event_data, event_meta
     full_topic = get_full_topic(topic)
     headers = _get_headers_from_metadata(event_metadata=event_metadata)
     key_serializer, value_serializer = get_serializers(signal, event_key_field)
-    key = key_serializer(extract_event_key(event_data, event_key_field),
-                         SerializationContext(full_topic, MessageField.KEY, headers))
+    key = key_serializer(
+        extract_event_key(event_data, event_key_field), SerializationContext(full_topic, MessageField.KEY, headers)
+    )
     value = value_serializer(event_data, SerializationContext(full_topic, MessageField.VALUE, headers))
     outcome = []
     producer = _producer()
-    producer.produce(full_topic, key=key, value=value, headers=headers,
-                     on_delivery=lambda err, msg: outcome.append(err))
+    producer.produce(
+        full_topic, key=key, value=value, headers=headers, on_delivery=lambda err, _msg: outcome.append(err)
+    )
     producer.flush(30)
     if not outcome or outcome[0] is not None:
         raise DeliveryFailed(outcome[0] if outcome else "no delivery report")

@@ -4,9 +4,9 @@ Benchmark 3, commit-to-acknowledgement latency on PostgreSQL.
 Four writer processes (``bench.latency_writer``) commit one event per transaction through our
 ``send()``, each at 125 events/s on an interleaved schedule, so 500 events/s in all, for ~20 s,
 and record ``time.time()`` right after each COMMIT returns (one Python process cannot keep a
-steady 500 transactions/s on this 2-core machine). The relay runs as a subprocess, ``manage.py run_outbox_relay --lane TOPIC``,
-with its defaults (LISTEN/NOTIFY on, batch 500, poll interval 1 s), started and warmed before
-the clock starts. A reader subprocess (``bench.ack_reader``) consumes the topic.
+steady 500 transactions/s on this 2-core machine). The relay runs as a subprocess,
+``manage.py run_outbox_relay --lane TOPIC``, with its defaults (LISTEN/NOTIFY on, batch 500,
+poll interval 1 s), started and warmed before the clock starts. A reader subprocess (``bench.ack_reader``) consumes the topic.
 
 Latency of an event = acknowledgement time - commit time, with the acknowledgement time taken
 three ways (all clocks are this host's):
@@ -24,6 +24,7 @@ commit -> the relay's SELECT returned the row (notification, wake-up, lease rene
 before it), -> broker append (encode, produce, network), -> ``publish`` returned (the ack
 travelling back and ``flush`` returning).
 """
+
 import json
 import os
 import signal as signals
@@ -42,14 +43,23 @@ WRITERS = 4
 
 def _start_relay(topic, trace_path, log_path):
     command = [sys.executable, "-m", "bench.relay_traced", str(trace_path)]
-    return subprocess.Popen([*command, "--lane", topic], cwd=ROOT, env=common.child_env(),
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+    return subprocess.Popen(
+        [*command, "--lane", topic],
+        cwd=ROOT,
+        env=common.child_env(),
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _start_reader(topic, out_path):
-    process = subprocess.Popen(  # pylint: disable=consider-using-with
+    process = subprocess.Popen(
         [sys.executable, "-m", "bench.ack_reader", common.kafka_settings()[0], topic, str(out_path)],
-        cwd=ROOT, env=common.child_env(), stdout=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env=common.child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if common.first_line(process, "the latency reader") != "ready":
         raise RuntimeError("the latency reader did not start")
     return process
@@ -70,10 +80,11 @@ def _received(out_path):
 
 class Writer:
     def __init__(self, pool):
-        # pylint: disable=import-outside-toplevel
+
         from django.db import transaction
 
         from edx_event_bus_outbox import create_producer
+
         self.send = create_producer().send
         self.atomic = transaction.atomic
         self.signal = common.signal()
@@ -89,8 +100,13 @@ class Writer:
                 time.sleep(delay)
             meta = common.metadata()
             with self.atomic():
-                self.send(signal=self.signal, topic=topic, event_key_field=KEY_FIELD,
-                          event_data=self.pool[index % len(self.pool)], event_metadata=meta)
+                self.send(
+                    signal=self.signal,
+                    topic=topic,
+                    event_key_field=KEY_FIELD,
+                    event_data=self.pool[index % len(self.pool)],
+                    event_metadata=meta,
+                )
             commits[str(meta.id)] = time.time()
         return commits, count_ / (time.perf_counter() - start)
 
@@ -100,9 +116,24 @@ def _write_in_processes(topic, seconds, workdir, tag):
     per_writer = int(RATE * seconds / WRITERS)
     start_at = time.time() + 3.0  # after every writer has set Django up
     paths = [Path(workdir) / f"{tag}-writer{i}.tsv" for i in range(WRITERS)]
-    processes = [subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "bench.latency_writer", topic, str(RATE / WRITERS), str(per_writer), str(start_at),
-         str(i / RATE), str(path)], cwd=ROOT, env=common.child_env()) for i, path in enumerate(paths)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.latency_writer",
+                topic,
+                str(RATE / WRITERS),
+                str(per_writer),
+                str(start_at),
+                str(i / RATE),
+                str(path),
+            ],
+            cwd=ROOT,
+            env=common.child_env(),
+        )
+        for i, path in enumerate(paths)
+    ]
     for process in processes:
         if process.wait(seconds * 10 + 60) != 0:
             raise RuntimeError("a latency writer failed")
@@ -138,7 +169,8 @@ def measure(topic, seconds, writer, workdir, tag):
         time.sleep(1.0)
         commits, achieved = _write_in_processes(topic, seconds, workdir, tag)
         backlog_at_end = common.count(
-            "SELECT count(*) FROM edx_event_bus_outbox_event WHERE topic = %s AND status = 'pending'", [topic])
+            "SELECT count(*) FROM edx_event_bus_outbox_event WHERE topic = %s AND status = 'pending'", [topic]
+        )
         received = _wait_for(out_path, commits, 180)
     finally:
         relay.send_signal(signals.SIGTERM)
@@ -149,9 +181,14 @@ def measure(topic, seconds, writer, workdir, tag):
             except subprocess.TimeoutExpired:
                 process.kill()  # it ignored SIGTERM: never leave it running, never wait for ever
                 process.wait(30)
-    sent_at = dict(common.execute(
-        "SELECT event_id::text, extract(epoch from sent_at) FROM edx_event_bus_outbox_event "
-        "WHERE topic = %s AND event_id = ANY(%s::uuid[])", [topic, list(commits)], fetch=True))
+    sent_at = dict(
+        common.execute(
+            "SELECT event_id::text, extract(epoch from sent_at) FROM edx_event_bus_outbox_event "
+            "WHERE topic = %s AND event_id = ANY(%s::uuid[])",
+            [topic, list(commits)],
+            fetch=True,
+        )
+    )
     batches = {}
     batch_sizes = []
     try:
@@ -180,17 +217,31 @@ def measure(topic, seconds, writer, workdir, tag):
             sent_ms.append(1000 * (float(sent_at[ce_id]) - committed))
 
     def pcts(values):
-        return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99),
-                "max": max(values) if values else float("nan")}
-    return {"events": len(commits), "delivered": len(broker), "achieved_rate": achieved,
-            "backlog_at_end": backlog_at_end, "broker": pcts(broker), "reader": pcts(reader_ms),
-            "sent_at": pcts(sent_ms), "commit_to_claim": pcts(to_claim), "claim_to_append": pcts(claim_to_append),
-            "append_to_publish_end": pcts(append_to_publish_end), "mark_after_ack": pcts(mark),
-            "batches": len(batch_sizes), "median_batch": median(batch_sizes) if batch_sizes else float("nan")}
+        return {
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "p99": percentile(values, 99),
+            "max": max(values) if values else float("nan"),
+        }
+
+    return {
+        "events": len(commits),
+        "delivered": len(broker),
+        "achieved_rate": achieved,
+        "backlog_at_end": backlog_at_end,
+        "broker": pcts(broker),
+        "reader": pcts(reader_ms),
+        "sent_at": pcts(sent_ms),
+        "commit_to_claim": pcts(to_claim),
+        "claim_to_append": pcts(claim_to_append),
+        "append_to_publish_end": pcts(append_to_publish_end),
+        "mark_after_ack": pcts(mark),
+        "batches": len(batch_sizes),
+        "median_batch": median(batch_sizes) if batch_sizes else float("nan"),
+    }
 
 
-WAYS = ("broker", "reader", "sent_at", "commit_to_claim", "claim_to_append", "append_to_publish_end",
-        "mark_after_ack")
+WAYS = ("broker", "reader", "sent_at", "commit_to_claim", "claim_to_append", "append_to_publish_end", "mark_after_ack")
 
 
 def run(quick=False):
@@ -205,14 +256,24 @@ def run(quick=False):
     workdir = tempfile.mkdtemp(prefix="bench-latency-")
     for rep in range(reps):
         result, _ = common.guarded(f"latency rep {rep + 1}")(
-            lambda rep=rep: measure(topic, seconds, writer, workdir, f"rep{rep}"))
+            lambda rep=rep: measure(topic, seconds, writer, workdir, f"rep{rep}")
+        )
         runs.append(result)
-        log(f"  rep {rep + 1}/{reps}: broker p50/p95/p99 = " + "/".join(
-            f"{result['broker'][p]:.1f}" for p in ("p50", "p95", "p99")) +
-            f" ms, {result['achieved_rate']:.0f} ev/s written, backlog at end {result['backlog_at_end']}")
+        log(
+            f"  rep {rep + 1}/{reps}: broker p50/p95/p99 = "
+            + "/".join(f"{result['broker'][p]:.1f}" for p in ("p50", "p95", "p99"))
+            + f" ms, {result['achieved_rate']:.0f} ev/s written, backlog at end {result['backlog_at_end']}"
+        )
     common.reset_tables()
-    out = {"name": "latency", "rate": RATE, "seconds": seconds, "writers": WRITERS, "logs": workdir, "reps": reps,
-           "runs": runs}
+    out = {
+        "name": "latency",
+        "rate": RATE,
+        "seconds": seconds,
+        "writers": WRITERS,
+        "logs": workdir,
+        "reps": reps,
+        "runs": runs,
+    }
     for way in WAYS:
         out[way] = {p: median([r[way][p] for r in runs]) for p in ("p50", "p95", "p99", "max")}
     out["achieved_rate"] = median([r["achieved_rate"] for r in runs])
@@ -225,8 +286,11 @@ def run(quick=False):
 
 def report(result):
     goal = result["broker"]["p50"] <= 10 and result["broker"]["p99"] <= 50
-    row = lambda label, way: (f"   {label:<52} {result[way]['p50']:8.1f} {result[way]['p95']:8.1f} "  # noqa: E731
-                              f"{result[way]['p99']:8.1f} {result[way]['max']:9.1f}")
+
+    def row(label, way):
+        figures = result[way]
+        return f"   {label:<52} {figures['p50']:8.1f} {figures['p95']:8.1f} {figures['p99']:8.1f} {figures['max']:9.1f}"
+
     lines = [
         f"3. LATENCY: commit -> broker acknowledgement, ms, at {result['rate']} events/s for "
         f"{result['seconds']} s ({result['writers']} writer processes, one event per transaction), relay subprocess "
@@ -244,8 +308,11 @@ def report(result):
         f"   writers achieved {result['achieved_rate']:.0f} events/s (median); pending rows when they stopped: "
         f"{result['backlog_at_end']:.0f}; median batch {result['median_batch']:.0f} rows; delivered "
         f"{result['delivered']}/{result['events']}",
-        "   per repetition, broker p50/p99 ms: " + "; ".join(
-            f"{r['broker']['p50']:.1f}/{r['broker']['p99']:.1f} at {r['achieved_rate']:.0f} ev/s" for r in result["runs"]),
+        "   per repetition, broker p50/p99 ms: "
+        + "; ".join(
+            f"{r['broker']['p50']:.1f}/{r['broker']['p99']:.1f} at {r['achieved_rate']:.0f} ev/s"
+            for r in result["runs"]
+        ),
     ]
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ paced at RATE/s on a schedule that starts at the epoch time START_AT shifted by 
 and writes ``ce_id <TAB> commit time`` lines (``time.time()`` right after COMMIT returned) to
 OUTFILE. Several run side by side so that one Python process's speed does not cap the rate.
 """
+
 import os
 import sys
 import time
@@ -12,13 +13,15 @@ import time
 
 def main(topic, rate, count_, start_at, offset, out_path):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    import django  # pylint: disable=import-outside-toplevel
+    import django
+
     django.setup()
-    # pylint: disable=import-outside-toplevel
+
     from django.db import transaction
 
     from bench import common
     from edx_event_bus_outbox import create_producer
+
     send, atomic, signal = create_producer().send, transaction.atomic, common.signal()
     pool = common.make_event_data(100)
     with atomic():  # connect and warm the code path before the schedule starts
@@ -31,8 +34,13 @@ def main(topic, rate, count_, start_at, offset, out_path):
             time.sleep(delay)
         meta = common.metadata()
         with atomic():
-            send(signal=signal, topic=topic, event_key_field=common.KEY_FIELD, event_data=pool[index % len(pool)],
-                 event_metadata=meta)
+            send(
+                signal=signal,
+                topic=topic,
+                event_key_field=common.KEY_FIELD,
+                event_data=pool[index % len(pool)],
+                event_metadata=meta,
+            )
         lines.append(f"{meta.id}\t{time.time():.6f}\n")
     with open(out_path, "w", encoding="utf-8") as out:
         out.writelines(lines)

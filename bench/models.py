@@ -5,6 +5,7 @@ unique constraint, no secondary index, no trigger.
 
 The ``bench`` app has no migrations; ``migrate --run-syncdb`` creates its table.
 """
+
 import uuid
 
 from django.db import models

@@ -6,6 +6,7 @@
 The RSS benchmark uses it because ``ru_maxrss`` from ``wait4()`` is not usable for a child
 started by a large parent: at ``exec`` the kernel carries the parent's high-water mark over.
 """
+
 import os
 import sys
 
@@ -13,7 +14,8 @@ import sys
 def main():
     out_path, arguments = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    from django.core.management import execute_from_command_line  # pylint: disable=import-outside-toplevel
+    from django.core.management import execute_from_command_line
+
     try:
         execute_from_command_line(["manage.py", *arguments])
     finally:

@@ -13,6 +13,7 @@ because at ``exec`` the kernel carries the (large) parent's high-water mark over
 finished by the time cap is stopped with SIGTERM (the relay finishes its batch and exits 0);
 the report says how many events it drained.
 """
+
 import os
 import signal as signals
 import subprocess
@@ -45,11 +46,15 @@ def measure(topic, backlog, cap_seconds):
     common.load_backlog(topic, backlog)
     load_seconds = time.perf_counter() - t0
     before = common.topic_message_count(topic)
-    hwm_file = tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".kb", delete=False)  # pylint: disable=consider-using-with
+    hwm_file = tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".kb", delete=False)
     hwm_file.close()
-    process = subprocess.Popen(  # pylint: disable=consider-using-with
+    process = subprocess.Popen(
         [sys.executable, "-m", "bench.relay_peak", hwm_file.name, "run_outbox_relay", "--until-empty"],
-        cwd=ROOT, env=common.child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT,
+        env=common.child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples = []  # (seconds, events on Kafka, VmRSS MB, VmHWM MB)
     done = threading.Event()
     start = time.perf_counter()
@@ -60,10 +65,11 @@ def measure(topic, backlog, cap_seconds):
             if status:
                 try:
                     events = common.topic_message_count(topic) - before
-                except Exception:  # pylint: disable=broad-except
+                except Exception:  # noqa: BLE001  sampling is best effort
                     events = samples[-1][1] if samples else 0
-                samples.append((time.perf_counter() - start, events, status.get("VmRSS", 0) / 1024,
-                                status.get("VmHWM", 0) / 1024))
+                samples.append(
+                    (time.perf_counter() - start, events, status.get("VmRSS", 0) / 1024, status.get("VmHWM", 0) / 1024)
+                )
             done.wait(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -116,25 +122,35 @@ def run(quick=False):
     topic = common.create_topic(common.topic_name("rss"))
     runs = []
     for backlog, cap in sizes:
-        result, _ = common.guarded(f"rss backlog {backlog:,}")(lambda backlog=backlog, cap=cap: measure(topic, backlog, cap))
+        result, _ = common.guarded(f"rss backlog {backlog:,}")(
+            lambda backlog=backlog, cap=cap: measure(topic, backlog, cap)
+        )
         runs.append(result)
-        log(f"  backlog {backlog:,}: peak {result['peak_rss_mb']:.1f} MB, drained {result['drained']:,} in "
-            f"{result['seconds']:.0f} s (load took {result['load_seconds']:.0f} s)")
+        log(
+            f"  backlog {backlog:,}: peak {result['peak_rss_mb']:.1f} MB, drained {result['drained']:,} in "
+            f"{result['seconds']:.0f} s (load took {result['load_seconds']:.0f} s)"
+        )
     common.reset_tables()
     return {"name": "rss", "goal_mb": GOAL_MB, "runs": runs}
 
 
 def report(result):
-    lines = [f"4. RELAY RSS: peak resident memory of a run_outbox_relay subprocess draining a backlog"]
+    lines = ["4. RELAY RSS: peak resident memory of a run_outbox_relay subprocess draining a backlog"]
     for r in result["runs"]:
         state = "all" if r["complete"] else f"{r['drained']:,} (stopped at the time cap)"
-        lines.append(f"   backlog {r['backlog']:>9,}: peak RSS {r['peak_rss_mb']:6.1f} MB (VmHWM); RSS after "
-                     f"the first batch {r['rss_first_batch_mb']:.1f} MB, half-way {r['rss_mid_mb']:.1f} MB, at the end {r['rss_last_mb']:.1f} MB; drained "
-                     f"{state} in {r['seconds']:.0f} s ({r['rate']:.0f} events/s)")
+        lines.append(
+            f"   backlog {r['backlog']:>9,}: peak RSS {r['peak_rss_mb']:6.1f} MB (VmHWM); RSS after "
+            f"the first batch {r['rss_first_batch_mb']:.1f} MB, half-way {r['rss_mid_mb']:.1f} MB, "
+            f"at the end {r['rss_last_mb']:.1f} MB; drained "
+            f"{state} in {r['seconds']:.0f} s ({r['rate']:.0f} events/s)"
+        )
     worst = max(r["peak_rss_mb"] for r in result["runs"])
-    lines.append(f"   goal <= {result['goal_mb']} MB and no growth with the backlog: "
-                 f"{'MET' if worst <= result['goal_mb'] else 'NOT MET'} (largest peak {worst:.1f} MB; peaks "
-                 + " vs ".join(f"{r['peak_rss_mb']:.1f}" for r in result["runs"]) + " MB)")
+    lines.append(
+        f"   goal <= {result['goal_mb']} MB and no growth with the backlog: "
+        f"{'MET' if worst <= result['goal_mb'] else 'NOT MET'} (largest peak {worst:.1f} MB; peaks "
+        + " vs ".join(f"{r['peak_rss_mb']:.1f}" for r in result["runs"])
+        + " MB)"
+    )
     return "\n".join(lines)
 
 

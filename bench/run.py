@@ -11,6 +11,7 @@ Needs the stack (``make stack-up``) and the bench-only packages of ``requirement
 (django-jaiminho, matplotlib); it installs nothing. Full mode takes about 20 minutes on the
 2-core machine, ``--quick`` about 5.
 """
+
 import argparse
 import json
 import os
@@ -26,7 +27,8 @@ GOALS = "GOALS"
 
 
 def _module(name):
-    import importlib  # pylint: disable=import-outside-toplevel
+    import importlib
+
     return importlib.import_module(f"bench.{name}")
 
 
@@ -40,12 +42,20 @@ def goal_lines(results):
         lines.append(f"   {label:<58} {shown:>14}   goal {goal:<14} {verdict}")
 
     w = results.get("write_path", {})
-    add("write path: ours / edx-event-bus-kafka send()", w.get("ratio_ours_over_edx"), "<= 1.0",
-        (w.get("ratio_ours_over_edx") or 99) <= 1.0)
+    add(
+        "write path: ours / edx-event-bus-kafka send()",
+        w.get("ratio_ours_over_edx"),
+        "<= 1.0",
+        (w.get("ratio_ours_over_edx") or 99) <= 1.0,
+    )
     add("write path: ours / plain ORM insert", w.get("ratio_ours_over_plain"), "(reported)", True)
     d = results.get("drain", {})
-    add("relay drain: ours / edx-event-bus-kafka direct", d.get("ratio_ours_over_edx"), ">= 2.0",
-        (d.get("ratio_ours_over_edx") or 0) >= 2.0)
+    add(
+        "relay drain: ours / edx-event-bus-kafka direct",
+        d.get("ratio_ours_over_edx"),
+        ">= 2.0",
+        (d.get("ratio_ours_over_edx") or 0) >= 2.0,
+    )
     add("relay drain: ours / django-jaiminho relay", d.get("ratio_ours_over_jaiminho"), "(reported)", True)
     lat = (results.get("latency") or {}).get("broker", {})
     add("latency p50 at 500 events/s, ms", lat.get("p50"), "<= 10", (lat.get("p50") or 1e9) <= 10, "{:.1f}")
@@ -59,7 +69,7 @@ def goal_lines(results):
     return lines
 
 
-def _stop(signum, frame):  # pylint: disable=unused-argument
+def _stop(signum, _frame):
     """SIGTERM (e.g. from make or a CI timeout): unwind, so subprocesses stop and topics are deleted."""
     raise SystemExit(128 + signum)
 
@@ -88,10 +98,15 @@ def write_outputs(out, machine, results, reports, mode, run_id, started, took):
     with open(os.path.join(out, "report.txt"), "w", encoding="utf-8") as f:
         f.write(text)
     with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as f:
-        json.dump({"machine": machine, "mode": mode, "run_id": run_id, "started": started, "took": took,
-                   "results": results}, f, indent=1, default=str)
+        json.dump(
+            {"machine": machine, "mode": mode, "run_id": run_id, "started": started, "took": took, "results": results},
+            f,
+            indent=1,
+            default=str,
+        )
     try:
-        from bench import chart  # pylint: disable=import-outside-toplevel
+        from bench import chart
+
         chart.render(results, os.path.join(out, "bench.png"), machine)
         chart_note = f"chart: {os.path.join(out, 'bench.png')}"
     except ImportError as exc:
@@ -111,11 +126,20 @@ def rerender(path, out):
         else:
             reports.append(_module(name).report(result))
         load = result.get("load_average_1min") or [float("nan"), float("nan")]
-        reports[-1] += (f"\n   ({result.get('duration_s', float('nan')):.0f} s; 1-minute load average {load[0]:.2f} "
-                        f"before, {load[1]:.2f} after, on {saved['machine']['cores']} cores)")
-    write_outputs(out, saved["machine"], results, reports, saved["mode"], saved["run_id"],
-                  saved.get("started", time.time()),
-                  saved.get("took") or sum(r.get("duration_s", 0) for r in results.values()))
+        reports[-1] += (
+            f"\n   ({result.get('duration_s', float('nan')):.0f} s; 1-minute load average {load[0]:.2f} "
+            f"before, {load[1]:.2f} after, on {saved['machine']['cores']} cores)"
+        )
+    write_outputs(
+        out,
+        saved["machine"],
+        results,
+        reports,
+        saved["mode"],
+        saved["run_id"],
+        saved.get("started", time.time()),
+        saved.get("took") or sum(r.get("duration_s", 0) for r in results.values()),
+    )
 
 
 def main():
@@ -124,8 +148,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions (about 5 minutes)")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--out", default=str(common.REPORT_DIR), help="report directory (default bench-report/)")
-    parser.add_argument("--from-json", metavar="REPORT_JSON",
-                        help="only rebuild report.txt and bench.png from a saved report.json")
+    parser.add_argument(
+        "--from-json", metavar="REPORT_JSON", help="only rebuild report.txt and bench.png from a saved report.json"
+    )
     args = parser.parse_args()
     if args.from_json:
         os.environ["DJANGO_SETTINGS_MODULE"] = common.SETTINGS_MODULE
@@ -149,7 +174,7 @@ def main():
             try:
                 results[name] = module.run(quick=args.quick)
                 reports.append(module.report(results[name]))
-            except Exception:  # pylint: disable=broad-except
+            except Exception:  # noqa: BLE001  one benchmark failing must not lose the others
                 error = traceback.format_exc()
                 common.log(f"{name} FAILED:\n{error}")
                 results[name] = {"name": name, "error": error}
@@ -159,8 +184,10 @@ def main():
             durations[name] = time.time() - t0
             results[name]["duration_s"] = durations[name]
             results[name]["load_average_1min"] = [load_before, os.getloadavg()[0]]
-            reports[-1] += (f"\n   ({durations[name]:.0f} s; 1-minute load average {load_before:.2f} before, "
-                            f"{os.getloadavg()[0]:.2f} after, on {machine['cores']} cores)")
+            reports[-1] += (
+                f"\n   ({durations[name]:.0f} s; 1-minute load average {load_before:.2f} before, "
+                f"{os.getloadavg()[0]:.2f} after, on {machine['cores']} cores)"
+            )
     finally:
         common.delete_created_topics()
     machine["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

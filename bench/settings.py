@@ -7,13 +7,14 @@ Adds the ``bench`` app (a plain model for the ORM-insert baseline) and, when it 
 django-jaiminho configured as store-then-relay (``keep-order``), so that its relay can be
 measured on the same database.
 """
+
 import importlib.util
 import os
 
 os.environ["OUTBOX_TEST_DB"] = "postgres"  # every benchmark runs on PostgreSQL
 
-from tests.settings import *  # noqa: E402,F401,F403 pylint: disable=wildcard-import,unused-wildcard-import,wrong-import-position
-from tests.settings import DEFAULT_DATABASE, INSTALLED_APPS  # noqa: E402 pylint: disable=wrong-import-position
+from tests.settings import *  # noqa: E402,F401,F403
+from tests.settings import DEFAULT_DATABASE, INSTALLED_APPS  # noqa: E402
 
 DEFAULT_DATABASE["NAME"] = os.environ.get("BENCH_DB_NAME", "outbox_bench")
 DATABASES = {"default": DEFAULT_DATABASE}

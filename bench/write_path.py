@@ -24,6 +24,7 @@ Each variant times every event with ``perf_counter_ns``; a repetition's figure i
 per event; the reported figure is the median over repetitions, and ratios are computed per
 repetition (paired) and then their median is taken.
 """
+
 import subprocess
 import sys
 import time
@@ -46,7 +47,8 @@ for _ in conn.notifies():
 
 
 def _pg_url():
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     db = settings.DATABASES["default"]
     return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
@@ -55,32 +57,41 @@ class Variants:
     """The timed loops; each returns per-event nanoseconds (and keeps side figures in ``extra``)."""
 
     def __init__(self, topic):
-        # pylint: disable=import-outside-toplevel
+
         import edx_event_bus_kafka
         from django.db import transaction
+
+        from bench.models import PlainRow
         from edx_event_bus_outbox import create_producer
         from edx_event_bus_outbox.kafka.schemas import extract_event_key, signal_serializer
 
-        from bench.models import PlainRow
         self.topic = topic
         self.signal = common.signal()
         self.ours = create_producer()
         self.edx = edx_event_bus_kafka.create_producer()
         self.atomic = transaction.atomic
-        self.PlainRow = PlainRow  # pylint: disable=invalid-name
+        self.PlainRow = PlainRow
         self.to_dict = signal_serializer(self.signal).to_dict
         self.extract_key = extract_event_key
         self.edx_sent = 0
         self.flush_ns = []
 
-
     def plain_fields(self, data, meta):
         """The row our ``send()`` would store, computed outside the timed region."""
         payload = self.to_dict(data)
-        return dict(event_id=meta.id, event_type=meta.event_type, topic=self.topic, event_key_field=KEY_FIELD,
-                    event_key=self.extract_key(payload, KEY_FIELD), payload=payload, event_time=meta.time,
-                    minorversion=meta.minorversion, source=meta.source, sourcehost=meta.sourcehost,
-                    sourcelib=".".join(map(str, meta.sourcelib)))
+        return dict(
+            event_id=meta.id,
+            event_type=meta.event_type,
+            topic=self.topic,
+            event_key_field=KEY_FIELD,
+            event_key=self.extract_key(payload, KEY_FIELD),
+            payload=payload,
+            event_time=meta.time,
+            minorversion=meta.minorversion,
+            source=meta.source,
+            sourcehost=meta.sourcehost,
+            sourcelib=".".join(map(str, meta.sourcelib)),
+        )
 
     def ours_loop(self, events):
         send, atomic, sig, topic = self.ours.send, self.atomic, self.signal, self.topic
@@ -99,7 +110,8 @@ class Variants:
 
     def statements_per_send(self, events):
         """Statements our ``send()`` executes per event inside a transaction (each one a round trip)."""
-        from django.db import connection  # pylint: disable=import-outside-toplevel
+        from django.db import connection
+
         executed = []
 
         def count(execute, sql, params, many, context):
@@ -130,7 +142,8 @@ class Variants:
     def serialize_loop(self, events):
         """The CPU part of our ``send()``: ``to_dict``, key extraction, Avro validation, storable-content and size
         checks and the JSON text to store; no database."""
-        from edx_event_bus_outbox.outbox.producer import serialize_event  # pylint: disable=import-outside-toplevel
+        from edx_event_bus_outbox.outbox.producer import serialize_event
+
         sig, topic = self.signal, self.topic
         clock = time.perf_counter_ns
         totals = []
@@ -143,7 +156,8 @@ class Variants:
     @staticmethod
     def round_trip_loop(events):
         """``SELECT 1`` through Django's cursor in autocommit: the floor of any database round trip."""
-        from django.db import connection  # pylint: disable=import-outside-toplevel
+        from django.db import connection
+
         clock = time.perf_counter_ns
         totals = []
         with connection.cursor() as cursor:
@@ -207,14 +221,21 @@ def run(quick=False):
         variants.edx_sent, variants.flush_ns = 0, []
         edx_sent_before = common.topic_message_count(topic)
 
-        names = ["ours", "ours_no_notify", "edx_send", "plain_orm", "plain_plus_ours", "ours_serialize",
-                 "db_round_trip"]
+        names = [
+            "ours",
+            "ours_no_notify",
+            "edx_send",
+            "plain_orm",
+            "plain_plus_ours",
+            "ours_serialize",
+            "db_round_trip",
+        ]
         per_rep_medians = {name: [] for name in names}
         per_rep_means = {name: [] for name in names}
         send_only, commit_part = [], []
         discarded = 0
         for rep in range(reps):
-            order = names[rep % len(names):] + names[:rep % len(names)]
+            order = names[rep % len(names) :] + names[: rep % len(names)]
 
             def one_rep(order=order):
                 common.reset_tables()
@@ -241,6 +262,7 @@ def run(quick=False):
                         totals = variants.plain_loop(events, with_ours=True)
                     out[name] = (totals, in_send)
                 return out
+
             outcome, tries = common.guarded(f"write path rep {rep + 1}")(one_rep)
             discarded += tries
             for name, (totals, in_send) in outcome.items():
@@ -248,7 +270,7 @@ def run(quick=False):
                 per_rep_means[name].append(sum(totals) / len(totals) / 1000)
                 if name == "ours":
                     send_only.append(median(in_send) / 1000)
-                    commit_part.append(median([t - s for t, s in zip(totals, in_send)]) / 1000)
+                    commit_part.append(median([t - s for t, s in zip(totals, in_send, strict=False)]) / 1000)
             log(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{n}={per_rep_medians[n][-1]:.0f}µs" for n in names))
         delivered = common.topic_message_count(topic) - edx_sent_before
     finally:
@@ -256,8 +278,8 @@ def run(quick=False):
         listener.wait(10)
         set_trigger(True)
 
-    ratio = lambda a, b: [x / y for x, y in zip(per_rep_medians[a], per_rep_medians[b])]  # noqa: E731
-    marginal = [x - y for x, y in zip(per_rep_medians["plain_plus_ours"], per_rep_medians["plain_orm"])]
+    ratio = lambda a, b: [x / y for x, y in zip(per_rep_medians[a], per_rep_medians[b], strict=False)]  # noqa: E731
+    marginal = [x - y for x, y in zip(per_rep_medians["plain_plus_ours"], per_rep_medians["plain_orm"], strict=False)]
     flush_per_event = [ns / 1000 / per_rep for ns in variants.flush_ns]
     return {
         "name": "write_path",
@@ -270,11 +292,13 @@ def run(quick=False):
         "ours_send_call_us": median(send_only),
         "ours_commit_us": median(commit_part),
         "ours_marginal_us": median(marginal),
-        "notify_cost_us": median([a - b for a, b in zip(per_rep_medians["ours"], per_rep_medians["ours_no_notify"])]),
+        "notify_cost_us": median(
+            [a - b for a, b in zip(per_rep_medians["ours"], per_rep_medians["ours_no_notify"], strict=True)]
+        ),
         "ratio_ours_over_edx": median(ratio("ours", "edx_send")),
         "ratio_ours_no_notify_over_edx": median(ratio("ours_no_notify", "edx_send")),
         "ratio_ours_over_plain": median(ratio("ours", "plain_orm")),
-        "ratio_marginal_over_edx": median([m / e for m, e in zip(marginal, per_rep_medians["edx_send"])]),
+        "ratio_marginal_over_edx": median([m / e for m, e in zip(marginal, per_rep_medians["edx_send"], strict=False)]),
         "edx_flush_ms_per_rep": median([ns / 1e6 for ns in variants.flush_ns]),
         "edx_flush_us_per_event": median(flush_per_event),
         "edx_delivered": delivered,
@@ -295,7 +319,8 @@ def report(result):
         f"   (NOTIFY adds {result['notify_cost_us']:.1f} µs)",
         f"   (a) edx-event-bus-kafka KafkaEventProducer.send()   {m['edx_send']:8.1f} µs"
         f"   (+ flush() after {result['events_per_rep']}: {result['edx_flush_ms_per_rep']:.1f} ms"
-        f" = {result['edx_flush_us_per_event']:.1f} µs/event; {result['edx_delivered']}/{result['edx_sent']} delivered)",
+        f" = {result['edx_flush_us_per_event']:.1f} µs/event; "
+        f"{result['edx_delivered']}/{result['edx_sent']} delivered)",
         f"   (b) plain ORM insert, same row, atomic + COMMIT      {m['plain_orm']:8.1f} µs",
         f"   plain ORM insert + our send() in one transaction   {m['plain_plus_ours']:8.1f} µs"
         f"   (our marginal cost: {result['ours_marginal_us']:.1f} µs)",
@@ -307,12 +332,14 @@ def report(result):
         f"   ratio ours/(b) = {result['ratio_ours_over_plain']:.2f}",
         f"   statements (database round trips) per send() in a transaction: "
         f"{result.get('statements_per_send', float('nan')):.2f}   (goal 1.00)",
-        "   per-repetition medians (µs): " + "; ".join(
-            f"{n} {common.spread(v)}" for n, v in result["per_rep_medians_us"].items()),
+        "   per-repetition medians (µs): "
+        + "; ".join(f"{n} {common.spread(v)}" for n, v in result["per_rep_medians_us"].items()),
     ]
     if result.get("discarded_reps"):
-        lines.append(f"   {result['discarded_reps']} repetition(s) discarded and redone: a stack service was restarted "
-                     f"by another user of the shared stack meanwhile")
+        lines.append(
+            f"   {result['discarded_reps']} repetition(s) discarded and redone: a stack service was restarted "
+            f"by another user of the shared stack meanwhile"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """A fresh, migrated database per chaos run, on the server the stack runs."""
+
 import os
 from urllib.parse import urlparse
 
@@ -10,12 +11,14 @@ def recreate(kind: str, name: str):
     """Drop and create ``name`` with the stack's admin user (the test user may create databases)."""
     url = urlparse(os.environ[URL_VARIABLES[kind]])
     if kind == "postgres":
-        import psycopg  # pylint: disable=import-outside-toplevel
+        import psycopg
+
         with psycopg.connect(os.environ[URL_VARIABLES[kind]], autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
             connection.execute(f'CREATE DATABASE "{name}"')
     else:
-        import MySQLdb  # pylint: disable=import-outside-toplevel
+        import MySQLdb
+
         connection = MySQLdb.connect(host=url.hostname, port=url.port, user=url.username, password=url.password)
         cursor = connection.cursor()
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")

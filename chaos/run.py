@@ -7,6 +7,7 @@ broker, stops and starts the registry, and restarts the database. Afterwards it 
 topic and counts committed, published, lost, phantom, duplicates and per-key reorders.
 Exit 0 when lost, phantom and reorders are all 0 and duplicates stay bounded.
 """
+
 import argparse
 import json
 import os
@@ -39,11 +40,17 @@ def parse_args(argv=None):
 
 
 def configure_django(args, database_name):
-    os.environ.update(OUTBOX_TEST_DB=args.db, OUTBOX_TEST_DB_NAME=database_name,
-                      DJANGO_SETTINGS_MODULE="tests.settings", EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED="")
-    import django  # pylint: disable=import-outside-toplevel
+    os.environ.update(
+        OUTBOX_TEST_DB=args.db,
+        OUTBOX_TEST_DB_NAME=database_name,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED="",
+    )
+    import django
+
     django.setup()
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
+
     settings.EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED = False
 
 
@@ -56,12 +63,28 @@ class Relays:
 
     def start(self):
         self.started += 1
-        log = open(self.log_dir / f"relay-{self.started}.log", "wb")  # pylint: disable=consider-using-with
-        self.processes.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "run_outbox_relay", "--lane", self.topic,
-             "--batch-size", str(self.args.batch_size), "--lease-seconds", str(self.args.lease_seconds),
-             "--poll-interval", "0.5"],
-            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT))
+        log = open(self.log_dir / f"relay-{self.started}.log", "wb")
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "manage.py"),
+                    "run_outbox_relay",
+                    "--lane",
+                    self.topic,
+                    "--batch-size",
+                    str(self.args.batch_size),
+                    "--lease-seconds",
+                    str(self.args.lease_seconds),
+                    "--poll-interval",
+                    "0.5",
+                ],
+                cwd=ROOT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
 
     def kill_one(self, rng):
         alive = [p for p in self.processes if p.poll() is None]
@@ -83,12 +106,14 @@ class Relays:
 
 
 def stack(action, service):
-    subprocess.run(["bash", str(ROOT / "stack" / "stack.sh"), action, service], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["bash", str(ROOT / "stack" / "stack.sh"), action, service], check=True, capture_output=True, timeout=300
+    )
 
 
 def inject(action, relays, args, rng):
-    from chaos.database import STACK_SERVICE  # pylint: disable=import-outside-toplevel
+    from chaos.database import STACK_SERVICE
+
     if action == "kill_relay":
         relays.kill_one(rng)
     elif action == "restart_broker":
@@ -102,14 +127,16 @@ def inject(action, relays, args, rng):
 
 
 def wait_until_drained(timeout):
-    from django.db import connection  # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.models import OutboxEvent  # pylint: disable=import-outside-toplevel
+    from django.db import connection
+
+    from edx_event_bus_outbox.models import OutboxEvent
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if not OutboxEvent.objects.filter(status="pending").exists():
                 return True
-        except Exception:  # pylint: disable=broad-except
+        except Exception:  # noqa: BLE001  the database may be down on purpose
             connection.close()
         time.sleep(1)
     return False
@@ -121,32 +148,45 @@ def main(argv=None):
     rng = random.Random(args.seed)
     run_id = f"chaos-{args.db}-{args.seed}-{uuid.uuid4().hex[:6]}"
     sys.path.insert(0, str(ROOT))
-    from tests.stack_env import load_stack_env  # pylint: disable=import-outside-toplevel
+    from tests.stack_env import load_stack_env
+
     load_stack_env()
-    from chaos import database  # pylint: disable=import-outside-toplevel
+    from chaos import database
+
     database_name = run_id.replace("-", "_")
     database.recreate(args.db, database_name)
     configure_django(args, database_name)
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
-    from chaos.writer import Ledger, run_writer  # pylint: disable=import-outside-toplevel
-    from tests.kafka_tools import StackClients  # pylint: disable=import-outside-toplevel
-    from tests.relay.checker import check  # pylint: disable=import-outside-toplevel
+    from django.core.management import call_command
+
+    from chaos.writer import Ledger, run_writer
+    from tests.kafka_tools import StackClients
+    from tests.relay.checker import check
+
     call_command("migrate", verbosity=0)
 
-    kafka = StackClients(os.environ["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"])
+    kafka = StackClients(
+        os.environ["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"]
+    )
     topic = run_id
     kafka.create_topic(topic, partitions=3)
     log_dir = ROOT / ".stack" / "chaos" / run_id
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"chaos run {run_id}: seed={args.seed} db={args.db} writers=2x{args.transactions} faults={args.faults}",
-          flush=True)
+    print(
+        f"chaos run {run_id}: seed={args.seed} db={args.db} writers=2x{args.transactions} faults={args.faults}",
+        flush=True,
+    )
 
     ledger = Ledger()
     keys = list(range(args.keys))
     pause = args.duration / args.transactions
-    writers = [threading.Thread(target=run_writer, daemon=True,  # daemon: a stuck writer cannot keep us alive
-                                args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger, pause))
-               for n in range(2)]
+    writers = [
+        threading.Thread(
+            target=run_writer,
+            daemon=True,  # daemon: a stuck writer cannot keep us alive
+            args=(topic, keys[n::2], args.transactions, args.seed * 10 + n, ledger, pause),
+        )
+        for n in range(2)
+    ]
     relays = Relays(args, topic, log_dir)
     relays.start()
     relays.start()  # the standby
@@ -157,14 +197,18 @@ def main(argv=None):
         for number, at in enumerate(sorted(rng.uniform(1, args.duration) for _ in range(args.faults))):
             time.sleep(max(0.0, at - (time.monotonic() - began)))
             action = rng.choice(ACTIONS)
-            print(f"  fault {number + 1}/{args.faults}: {action} "
-                  f"({len(ledger.committed)} committed so far)", flush=True)
+            print(
+                f"  fault {number + 1}/{args.faults}: {action} ({len(ledger.committed)} committed so far)", flush=True
+            )
             inject(action, relays, args, rng)
         for writer in writers:
             writer.join(timeout=args.duration * 4 + 120)
         writers_finished = not any(writer.is_alive() for writer in writers)
-        print(f"  writers done: {len(ledger.committed)} committed, {len(ledger.rolled_back)} rolled back, "
-              f"{len(ledger.raised)} raised, {len(ledger.uncertain)} uncertain; draining", flush=True)
+        print(
+            f"  writers done: {len(ledger.committed)} committed, {len(ledger.rolled_back)} rolled back, "
+            f"{len(ledger.raised)} raised, {len(ledger.uncertain)} uncertain; draining",
+            flush=True,
+        )
         drained = wait_until_drained(args.drain_timeout)
     finally:
         relays.stop_all()
@@ -172,16 +216,31 @@ def main(argv=None):
     messages = kafka.read_all(topic, timeout=120)
     published_ids = {v.decode() for m in messages for k, v in m.headers() if k == "ce_id"}
     certain = list(ledger.committed)
-    verdict = check([m for m in messages if _id(m) not in ledger.uncertain], certain,
-                    rolled_back_ids=ledger.rolled_back | ledger.raised)
+    verdict = check(
+        [m for m in messages if _id(m) not in ledger.uncertain],
+        certain,
+        rolled_back_ids=ledger.rolled_back | ledger.raised,
+    )
     duplicates_bound = (relays.started + args.faults) * args.batch_size
     result = {
-        "run": run_id, "seed": args.seed, "db": args.db, "writers_finished": writers_finished, "drained": drained,
-        "committed": len(certain), "rolled_back": len(ledger.rolled_back), "raised": len(ledger.raised),
-        "uncertain": len(ledger.uncertain), "uncertain_published": len(ledger.uncertain & published_ids),
-        "published": len(published_ids), "lost": len(verdict.lost), "phantom": len(verdict.phantom),
-        "duplicates": verdict.duplicates, "duplicates_bound": duplicates_bound, "reorders": len(verdict.reorders),
-        "stale_last": len(verdict.stale_last), "relays_started": relays.started,
+        "run": run_id,
+        "seed": args.seed,
+        "db": args.db,
+        "writers_finished": writers_finished,
+        "drained": drained,
+        "committed": len(certain),
+        "rolled_back": len(ledger.rolled_back),
+        "raised": len(ledger.raised),
+        "uncertain": len(ledger.uncertain),
+        "uncertain_published": len(ledger.uncertain & published_ids),
+        "published": len(published_ids),
+        "lost": len(verdict.lost),
+        "phantom": len(verdict.phantom),
+        "duplicates": verdict.duplicates,
+        "duplicates_bound": duplicates_bound,
+        "reorders": len(verdict.reorders),
+        "stale_last": len(verdict.stale_last),
+        "relays_started": relays.started,
         "seconds": round(time.monotonic() - started, 1),
     }
     passed = writers_finished and drained and verdict.ok() and verdict.duplicates <= duplicates_bound

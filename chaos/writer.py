@@ -5,6 +5,7 @@ raising, all recorded so the checker knows what must (and must not) reach Kafka.
 A transaction whose COMMIT itself fails (the database restarted under it) has an unknown
 outcome; its events are recorded as *uncertain*: neither lost nor phantom, whichever happens.
 """
+
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ class Raised(Exception):
 
 @dataclass
 class Ledger:
-    committed: list = field(default_factory=list)      # event ids, in commit order per writer
+    committed: list = field(default_factory=list)  # event ids, in commit order per writer
     rolled_back: set = field(default_factory=set)
     raised: set = field(default_factory=set)
     uncertain: set = field(default_factory=set)
@@ -50,10 +51,14 @@ def _run_transaction(producer, signal, key_field, topic, events, fate, ids, ledg
     try:
         with transaction.atomic():
             for key, metadata in events:
-                data = {"enrollment": CourseEnrollmentDataFactory(course=CourseDataFactory(
-                    course_key=CourseKey.from_string(f"course-v1:Chaos+K{key}+Run")))}
-                producer.send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
-                              event_metadata=metadata)
+                data = {
+                    "enrollment": CourseEnrollmentDataFactory(
+                        course=CourseDataFactory(course_key=CourseKey.from_string(f"course-v1:Chaos+K{key}+Run"))
+                    )
+                }
+                producer.send(
+                    signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata
+                )
             if fate == "rollback":
                 transaction.set_rollback(True)
             elif fate == "raise":

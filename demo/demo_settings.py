@@ -3,6 +3,7 @@ A small Open edX-like service: SQLite, openedx-events, and this package in outbo
 
 Kafka and registry addresses come from ``.stack/env`` (``make stack-up``).
 """
+
 import os
 from pathlib import Path
 
@@ -19,10 +20,20 @@ DEMO_TOPIC = os.environ.get("OUTBOX_DEMO_TOPIC", "demo-enrollments")
 SECRET_KEY = "demo-only"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "openedx_events", "edx_event_bus_outbox",
-                  "demo_app"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DEMO_DIR / "demo.sqlite3"),
-                         "OPTIONS": {"timeout": 30}}}
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "openedx_events",
+    "edx_event_bus_outbox",
+    "demo_app",
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(DEMO_DIR / "demo.sqlite3"),
+        "OPTIONS": {"timeout": 30},
+    }
+}
 EVENTS_SERVICE_NAME = "outbox-demo"
 
 EVENT_BUS_PRODUCER = "edx_event_bus_outbox.create_producer"

@@ -9,6 +9,7 @@ Public API:
 
 Names are imported lazily so that importing the package does not need Django configured.
 """
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -23,5 +24,6 @@ __all__ = list(_LAZY)
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib  # pylint: disable=import-outside-toplevel
+    import importlib
+
     return getattr(importlib.import_module(_LAZY[name]), name)

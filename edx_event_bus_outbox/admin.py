@@ -8,6 +8,7 @@ quote the value that did not fit), are shown only to users with the
 by anything else a page hides). Requeueing dead rows and deleting rows each need their own
 permission. Filters list their choices without reading the whole table. See docs/admin.rst.
 """
+
 import json
 import logging
 import uuid
@@ -41,7 +42,7 @@ class ViewOnlyAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).using(conf.database_alias())
 
-    # pylint: disable-next=arguments-differ  # Django 4.2 has no request; 5.x passes it
+    # Django 4.2 has no request; 5.x passes it
     def lookup_allowed(self, lookup, value, request=None):
         """
         Only the parameters of the page's own filters. Django would otherwise apply any
@@ -120,8 +121,11 @@ class ConsumerGroupFilter(KnownValuesFilter):
     def known_values(self, request):
         entries = ConsumerInboxEntry.objects.using(conf.database_alias()).order_by("group_id")
         groups = []
-        while (group := entries.filter(**({"group_id__gt": groups[-1]} if groups else {}))
-               .values_list("group_id", flat=True).first()) is not None:
+        while (
+            group := entries.filter(**({"group_id__gt": groups[-1]} if groups else {}))
+            .values_list("group_id", flat=True)
+            .first()
+        ) is not None:
             groups.append(group)
         return groups
 
@@ -134,8 +138,18 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     list_filter = ("status", TopicFilter, EventTypeFilter, "created")
     ordering = ("-id",)
     actions = ("requeue_dead_rows",)
-    EVENT_FIELDS = ("event_id", "event_type", "topic", "event_key_field", "event_key", "event_time",
-                    "minorversion", "source", "sourcehost", "sourcelib")
+    EVENT_FIELDS = (
+        "event_id",
+        "event_type",
+        "topic",
+        "event_key_field",
+        "event_key",
+        "event_time",
+        "minorversion",
+        "source",
+        "sourcehost",
+        "sourcelib",
+    )
     RELAY_FIELDS = ("status", "attempts", "next_attempt_at", "created", "sent_at", "partition", "offset")
 
     def get_list_display(self, request):
@@ -162,7 +176,7 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
     @admin.display(description="payload")
     def payload_preview(self, obj):
         text = json.dumps(obj.payload, sort_keys=True)
-        return text if len(text) <= PAYLOAD_PREVIEW_CHARS else text[:PAYLOAD_PREVIEW_CHARS - 1] + "…"
+        return text if len(text) <= PAYLOAD_PREVIEW_CHARS else text[: PAYLOAD_PREVIEW_CHARS - 1] + "…"
 
     @admin.action(description="Requeue selected dead rows", permissions=["requeue"])
     def requeue_dead_rows(self, request, queryset):
@@ -170,8 +184,9 @@ class OutboxEventAdmin(EventIdSearchMixin, ViewOnlyAdmin):
         count = requeue(queryset)
         logger.info("Outbox admin: %s dead row(s) requeued by user %s", count, request.user.get_username())
         skipped = f" {selected - count} selected row(s) were not dead and were left alone." if selected > count else ""
-        self.message_user(request, f"{count} dead row(s) requeued; the relay will publish them.{skipped}",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"{count} dead row(s) requeued; the relay will publish them.{skipped}", messages.SUCCESS
+        )
 
     def has_requeue_permission(self, request):
         return request.user.has_perm(REQUEUE_PERMISSION)

@@ -1,4 +1,5 @@
 """Django app configuration."""
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -11,9 +12,10 @@ class EdxEventBusOutboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # pylint: disable=import-outside-toplevel
+
         from . import conf
         from .outbox import modes
+
         # The write path runs in every web process, where no system check runs (gunicorn): a bad
         # write-path setting stops the process here rather than losing the first event.
         conf.database_alias()
@@ -23,7 +25,8 @@ class EdxEventBusOutboxConfig(AppConfig):
         checks.register(check_settings)
 
 
-def check_settings(app_configs=None, **kwargs):  # pylint: disable=unused-argument
+def check_settings(app_configs=None, **kwargs):  # noqa: ARG001  (Django's check signature)
     """``manage.py check`` (and ``migrate``, ``runserver``) lists every invalid setting of this package."""
-    from . import conf  # pylint: disable=import-outside-toplevel
+    from . import conf
+
     return [checks.Error(str(error), id="edx_event_bus_outbox.E001") for error in conf.configuration_errors()]

@@ -1,4 +1,5 @@
 """Delete many rows without a long lock: bounded batches, each its own short statement."""
+
 import time
 
 

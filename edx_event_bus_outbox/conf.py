@@ -264,10 +264,7 @@ def max_event_bytes():
     #   ``message.max.bytes`` as librdkafka (the relay's producer) applies it, 1,000,000; the
     #   broker's default for a topic is 1,048,588. Raise it only together with the producer's
     #   ``message.max.bytes`` and the topic's ``max.message.bytes``.
-    limit = int(_get("EVENT_BUS_OUTBOX_MAX_EVENT_BYTES", 1_000_000))
-    if limit <= 0:
-        raise OutboxConfigurationError(f"EVENT_BUS_OUTBOX_MAX_EVENT_BYTES must be a positive number, not {limit!r}.")
-    return limit
+    return _checked("EVENT_BUS_OUTBOX_MAX_EVENT_BYTES", 1_000_000, require_positive_int)
 
 
 def propagate_send_errors():
@@ -593,7 +590,7 @@ def _relay_timing():
 CHECKS = (
     bootstrap_servers, kafka_api_key, kafka_api_secret, schema_registry_url, schema_registry_api_key,
     schema_registry_api_secret, schema_registry_timeout, topic_prefix, audit_logging_enabled,
-    producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors,
+    producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors, max_event_bytes,
     relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_dead_after_seconds,
     relay_backoff_seconds,
     relay_lanes, relay_listen, relay_heartbeat_file, delete_on_ack,

@@ -52,24 +52,30 @@ class OutboxWriteError(OutboxError):
             f"{self.advice}"
         )
 
-    advice = ("The caller's transaction is unaffected and commits without this event; "
-              "check the database's log for this error.")
+    advice = (
+        "The caller's transaction is unaffected and commits without this event; "
+        "check the database's log for this error."
+    )
 
 
 class DuplicateEventError(OutboxWriteError):
     """An event with this ``(event_id, topic)`` is already in the outbox; the earlier one is kept."""
 
     reason = "an event with this id is already in the outbox for this topic"
-    advice = ("The earlier event is kept and this one was dropped; send_event() makes a fresh id for "
-              "each event, so look for code that re-sends fixed EventsMetadata.")
+    advice = (
+        "The earlier event is kept and this one was dropped; send_event() makes a fresh id for "
+        "each event, so look for code that re-sends fixed EventsMetadata."
+    )
 
 
 class TransactionLostError(OutboxWriteError):
     """The database error on the INSERT rolled back the caller's whole transaction (e.g. a deadlock)."""
 
     reason = "the database rolled back the caller's whole transaction"
-    advice = ("The caller's own changes are lost as well: the rest of its atomic block is refused with "
-              "TransactionManagementError and nothing of it is committed. Retry the caller's operation.")
+    advice = (
+        "The caller's own changes are lost as well: the rest of its atomic block is refused with "
+        "TransactionManagementError and nothing of it is committed. Retry the caller's operation."
+    )
 
 
 class CeleryNotInstalledError(OutboxError, ImportError):

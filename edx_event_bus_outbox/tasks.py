@@ -8,8 +8,8 @@ Celery is the package's ``[celery]`` extra; without it, importing this module ra
 Both tasks are safe to run concurrently, on any number of workers: lane leases let one relay
 pass at a time publish a lane, and purging only deletes rows that are already sent.
 """
+
 from datetime import timedelta
-from typing import Optional
 
 from django.utils import timezone
 from openedx_events.tooling import load_all_signals
@@ -29,7 +29,7 @@ except ModuleNotFoundError as error:  # Celery is an extra: only this module nee
 
 
 @shared_task(name="edx_event_bus_outbox.relay_outbox_batch")
-def relay_outbox_batch(batch_size: Optional[int] = None, lanes: Optional[list] = None) -> dict:
+def relay_outbox_batch(batch_size: int | None = None, lanes: list | None = None) -> dict:
     """
     Publish at most one batch per lane, then return ``{"sent", "dead", "lanes_held"}``.
 
@@ -54,14 +54,15 @@ def relay_outbox_batch(batch_size: Optional[int] = None, lanes: Optional[list] =
 
 
 @shared_task(name="edx_event_bus_outbox.purge_outbox")
-def purge_outbox(days: Optional[float] = None, batch_size: Optional[int] = None) -> int:
+def purge_outbox(days: float | None = None, batch_size: int | None = None) -> int:
     """
     Delete sent rows older than ``days`` (default ``EVENT_BUS_OUTBOX_RETENTION_DAYS``), in
     batches of ``batch_size`` (default ``EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE``); returns how many.
     """
     # A negative age would put the cutoff in the future and delete every sent row, today's too.
-    days = conf.retention_days() if days is None else conf.require_number("purge_outbox(days=...)", days,
-                                                                          inclusive=True)
+    days = (
+        conf.retention_days() if days is None else conf.require_number("purge_outbox(days=...)", days, inclusive=True)
+    )
     if batch_size is not None:
         conf.require_positive_int("purge_outbox(batch_size=...)", batch_size)
     cutoff = timezone.now() - timedelta(days=days)

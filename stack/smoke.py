@@ -8,6 +8,7 @@ for TopicNameStrategy and TopicRecordNameStrategy subjects; checks that a compat
 evolution is accepted and an incompatible one refused (global BACKWARD); connects to
 PostgreSQL, MariaDB and Redis with the URLs from the env file. Exits non-zero on failure.
 """
+
 import json
 import pathlib
 import sys
@@ -24,9 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from edx_event_bus_outbox.kafka.topics import create_topics
 
 ENV_FILE = pathlib.Path(__file__).resolve().parent.parent / ".stack" / "env"
-env = dict(
-    line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line and not line.startswith("#")
-)
+env = dict(line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line and not line.startswith("#"))
 
 
 def check_kafka_and_registry():
@@ -61,7 +60,11 @@ def check_kafka_and_registry():
         except SchemaRegistryError as e:
             assert e.http_status_code == 409, e
         consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "smoke-" + uuid.uuid4().hex[:6], "auto.offset.reset": "earliest"}
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "smoke-" + uuid.uuid4().hex[:6],
+                "auto.offset.reset": "earliest",
+            }
         )
         consumer.subscribe([topic])
         deserializer, seen, deadline = AvroDeserializer(registry), [], time.time() + 30

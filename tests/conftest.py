@@ -11,6 +11,7 @@ as ``topic``) is given its marker at collection, so it cannot go unmarked. ``mak
 (``OUTBOX_TEST_UNIT=1``) leaves every such test out, and a stack fixture that is still asked
 for there fails the test instead of skipping it.
 """
+
 import os
 import socket
 import uuid
@@ -18,6 +19,8 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from openedx_events.apps import general_signal_handler
+from openedx_events.tooling import OpenEdxPublicSignal
 
 from tests import kafka_tools
 
@@ -53,8 +56,11 @@ STACK_FIXTURES = {"kafka_stack": "kafka", "redis_stack": "redis"}
 def refuse_in_unit_run(fixture):
     """Called by each stack fixture: under ``make test-unit`` no test may reach the stack."""
     if settings.UNIT:
-        pytest.fail(f"{fixture} was requested under OUTBOX_TEST_UNIT=1 (make test-unit), which must not "
-                    f"use the stack; mark the test {STACK_FIXTURES[fixture]!r}", pytrace=False)
+        pytest.fail(
+            f"{fixture} was requested under OUTBOX_TEST_UNIT=1 (make test-unit), which must not "
+            f"use the stack; mark the test {STACK_FIXTURES[fixture]!r}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +73,9 @@ def kafka_stack():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(f"!!! SKIPPED, NOT TESTED: {message}")
-    return kafka_tools.StackClients(settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL)
+    return kafka_tools.StackClients(
+        settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -91,9 +99,14 @@ def pytest_collection_modifyitems(config, items):
     tests that do not apply to this database, and, under ``make test-unit``, every stack test.
     """
     kind = settings.DATABASE_KIND
-    not_applicable = {"server_database": kind == "sqlite", "postgres_only": kind != "postgres",
-                      "sqlite_only": kind != "sqlite",
-                      "kafka": settings.UNIT, "redis": settings.UNIT, "stack_restart": settings.UNIT}
+    not_applicable = {
+        "server_database": kind == "sqlite",
+        "postgres_only": kind != "postgres",
+        "sqlite_only": kind != "sqlite",
+        "kafka": settings.UNIT,
+        "redis": settings.UNIT,
+        "stack_restart": settings.UNIT,
+    }
     kept, dropped = [], []
     for item in items:
         for fixture, marker in STACK_FIXTURES.items():
@@ -110,3 +123,24 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+@pytest.fixture
+def bus(settings):
+    """
+    ``bus(event_type, topics)`` routes a signal to the event bus, as openedx-events' ready()
+    would for ``EVENT_BUS_PRODUCER_CONFIG``.
+    """
+    connected = []
+
+    def configure(event_type, topics):
+        config = dict(settings.EVENT_BUS_PRODUCER_CONFIG)
+        config[event_type] = topics
+        settings.EVENT_BUS_PRODUCER_CONFIG = config
+        signal = OpenEdxPublicSignal.get_signal_by_type(event_type)
+        signal.connect(general_signal_handler)
+        connected.append(signal)
+
+    yield configure
+    for signal in connected:
+        signal.disconnect(general_signal_handler)

@@ -1,4 +1,5 @@
 """Small helpers for tests that talk to the real broker and registry."""
+
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -31,19 +32,22 @@ class StackClients:
 
     def read_all(self, topic, expected=None, timeout=30.0):
         """Every message of a topic from the beginning; stops at ``expected`` messages or the end."""
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap_servers,
-            "group.id": f"reader-{topic}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": f"reader-{topic}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         try:
             metadata = consumer.list_topics(topic, timeout=10)
             partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
             consumer.assign(partitions)
             ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
             messages, done = [], {p for p, end in ends.items() if end == 0}
-            import time  # pylint: disable=import-outside-toplevel
+            import time
+
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if expected is not None and len(messages) >= expected:
@@ -63,8 +67,9 @@ class StackClients:
 
 def stack_service(action, service):
     """Stop, start or restart one service of the local stack (``stack/stack.sh``), for failure tests."""
-    import subprocess  # pylint: disable=import-outside-toplevel
-    from pathlib import Path  # pylint: disable=import-outside-toplevel
+    import subprocess
+    from pathlib import Path
+
     script = Path(__file__).resolve().parent.parent / "stack" / "stack.sh"
     subprocess.run(["bash", str(script), action, service], check=True, capture_output=True, timeout=300)
 
@@ -81,8 +86,9 @@ def give_edx_event_bus_kafka_our_registry_client(set_attribute=setattr):
     ``EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS``. Tests pass ``monkeypatch.setattr``;
     the benchmarks patch for the whole process.
     """
-    import importlib  # pylint: disable=import-outside-toplevel
+    import importlib
 
-    from edx_event_bus_outbox.kafka.config import schema_registry_client  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.kafka.config import schema_registry_client
+
     for name in SEED_MODULES_WITH_A_REGISTRY_CLIENT:
         set_attribute(importlib.import_module(name), "get_schema_registry_client", schema_registry_client)

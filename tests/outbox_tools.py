@@ -1,4 +1,5 @@
 """Writing events into the outbox and running relays, for the relay and end-to-end tests."""
+
 import os
 import signal as signals
 import subprocess
@@ -9,8 +10,8 @@ from pathlib import Path
 
 from django.core.management import ManagementUtility
 from django.db import connection, transaction
-from openedx_events.data import EventsMetadata
 from opaque_keys.edx.keys import CourseKey
+from openedx_events.data import EventsMetadata
 
 from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
@@ -32,11 +33,15 @@ def write_events(topic, count, keys=5, per_transaction=1):
     for start in range(0, count, per_transaction):
         with transaction.atomic():
             for index in range(start, min(start + per_transaction, count)):
-                data = {"enrollment": CourseEnrollmentDataFactory(course=CourseDataFactory(
-                    course_key=course_key(index % keys)))}
+                data = {
+                    "enrollment": CourseEnrollmentDataFactory(
+                        course=CourseDataFactory(course_key=course_key(index % keys))
+                    )
+                }
                 metadata = EventsMetadata(event_type=signal.event_type)
-                producer.send(signal=signal, topic=topic, event_key_field=KEY_FIELD, event_data=data,
-                              event_metadata=metadata)
+                producer.send(
+                    signal=signal, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=metadata
+                )
                 written.append(metadata)
     return written
 
@@ -50,12 +55,20 @@ def drain(topic=None, **options):
 
 def relay_process(*args, log_path=None, env=None):
     """``manage.py run_outbox_relay`` in a child process, on this test's database."""
-    child_env = dict(os.environ, OUTBOX_TEST_DB_NAME=connection.settings_dict["NAME"],
-                     DJANGO_SETTINGS_MODULE="tests.settings", PYTHONUNBUFFERED="1", **(env or {}))
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # pylint: disable=consider-using-with
+    child_env = dict(
+        os.environ,
+        OUTBOX_TEST_DB_NAME=connection.settings_dict["NAME"],
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PYTHONUNBUFFERED="1",
+        **(env or {}),
+    )
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "run_outbox_relay", *args],
-        cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=child_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -4,6 +4,7 @@ Django settings for the test suite.
 The database comes from ``OUTBOX_TEST_DB`` (``sqlite``, ``postgres`` or ``mysql``); server
 URLs come from the environment or from ``.stack/env`` written by ``make stack-up``.
 """
+
 import os
 import tempfile
 from urllib.parse import urlparse
@@ -14,13 +15,15 @@ from tests.stack_env import load_stack_env
 # port, so that a test which reaches for the stack fails there even while the stack runs.
 UNIT = os.environ.get("OUTBOX_TEST_UNIT") == "1"
 if UNIT:
-    os.environ.update({
-        "EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-        "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
-        "OUTBOX_TEST_POSTGRES_URL": "postgres://outbox:outbox@127.0.0.1:1/outbox",
-        "OUTBOX_TEST_MYSQL_URL": "mysql://outbox:outbox@127.0.0.1:1/outbox",
-        "OUTBOX_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
-    })
+    os.environ.update(
+        {
+            "EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+            "OUTBOX_TEST_POSTGRES_URL": "postgres://outbox:outbox@127.0.0.1:1/outbox",
+            "OUTBOX_TEST_MYSQL_URL": "mysql://outbox:outbox@127.0.0.1:1/outbox",
+            "OUTBOX_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+    )
 else:
     load_stack_env()
 
@@ -45,7 +48,8 @@ if DATABASE_KIND == "postgres":
     DEFAULT_DATABASE = _server_database("OUTBOX_TEST_POSTGRES_URL", "django.db.backends.postgresql")
 elif DATABASE_KIND == "mysql":
     DEFAULT_DATABASE = _server_database(
-        "OUTBOX_TEST_MYSQL_URL", "django.db.backends.mysql",
+        "OUTBOX_TEST_MYSQL_URL",
+        "django.db.backends.mysql",
         OPTIONS={"charset": "utf8mb4", "isolation_level": "read committed"},
         TEST={"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
     )
@@ -69,8 +73,9 @@ if DATABASE_KIND != "sqlite":
 OTHER_DATABASE = {**DEFAULT_DATABASE, "TEST": dict(DEFAULT_DATABASE.get("TEST", {}))}
 if DATABASE_KIND == "sqlite":
     OTHER_DATABASE["NAME"] = os.path.join(tempfile.gettempdir(), "edx-event-bus-outbox-other.sqlite3")
-    OTHER_DATABASE["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(),
-                                                  f"edx-event-bus-outbox-other-test-{os.getpid()}.sqlite3")
+    OTHER_DATABASE["TEST"]["NAME"] = os.path.join(
+        tempfile.gettempdir(), f"edx-event-bus-outbox-other-test-{os.getpid()}.sqlite3"
+    )
 else:
     OTHER_DATABASE["TEST"]["NAME"] = f"test_outbox_other_{os.getpid()}"
 
@@ -101,15 +106,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 EVENTS_SERVICE_NAME = "outbox-tests"
 EVENT_BUS_PRODUCER = "edx_event_bus_outbox.create_producer"

@@ -1,4 +1,5 @@
 """Read ``.stack/env`` (written by ``make stack-up``) into ``os.environ``, without overriding what is set."""
+
 import os
 from pathlib import Path
 

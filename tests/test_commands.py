@@ -1,4 +1,5 @@
 """outbox_status, requeue_outbox and purge_outbox: output and exit codes (no Kafka needed)."""
+
 import json
 import uuid
 from datetime import timedelta
@@ -16,13 +17,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def make_row(topic="lane-a", status="pending", **fields):
     now = timezone.now()
     return OutboxEvent.objects.create(
-        event_id=uuid.uuid4(), event_type="org.openedx.test.v1", topic=topic, event_key_field="k",
-        event_key="k", payload={"email": "learner@example.com"}, event_time=now, source="s", sourcehost="h",
-        sourcelib="1.0.0", status=status, **fields)
+        event_id=uuid.uuid4(),
+        event_type="org.openedx.test.v1",
+        topic=topic,
+        event_key_field="k",
+        event_key="k",
+        payload={"email": "learner@example.com"},
+        event_time=now,
+        source="s",
+        sourcehost="h",
+        sourcelib="1.0.0",
+        status=status,
+        **fields,
+    )
 
 
 def run(*args):
-    from io import StringIO  # pylint: disable=import-outside-toplevel
+    from io import StringIO
+
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
@@ -33,8 +45,9 @@ def test_status_reports_each_lane():
     OutboxEvent.objects.filter(id=old.id).update(created=timezone.now() - timedelta(seconds=90))
     make_row("lane-a")
     make_row("lane-b", status="dead")
-    RelayLease.objects.create(lane="lane-a", token="t", holder="host:42",
-                              expires_at=timezone.now() + timedelta(seconds=30))
+    RelayLease.objects.create(
+        lane="lane-a", token="t", holder="host:42", expires_at=timezone.now() + timedelta(seconds=30)
+    )
 
     report = json.loads(run("outbox_status", "--json"))
     lanes = {lane["lane"]: lane for lane in report["lanes"]}
@@ -46,12 +59,15 @@ def test_status_reports_each_lane():
     assert "lane-a" in table and "host:42" in table and "learner@example.com" not in table
 
 
-@pytest.mark.parametrize("rows, expected_exit, expected_text", [
-    ([], 0, "empty"),
-    ([("pending", 10)], 0, "lane-a"),
-    ([("pending", 3600)], 1, "oldest pending event is"),
-    ([("dead", 0)], 1, "1 dead event(s)"),
-])
+@pytest.mark.parametrize(
+    "rows, expected_exit, expected_text",
+    [
+        ([], 0, "empty"),
+        ([("pending", 10)], 0, "lane-a"),
+        ([("pending", 3600)], 1, "oldest pending event is"),
+        ([("dead", 0)], 1, "1 dead event(s)"),
+    ],
+)
 def test_status_check_exit_code_follows_thresholds(rows, expected_exit, expected_text):
     for status, age in rows:
         row = make_row(status=status)

@@ -2,6 +2,7 @@
 ``make demo`` as a test: ``demo/manage.py run_demo``, smaller, against the local stack, in a
 directory and on a topic of its own; its summary must show nothing lost and nothing phantom.
 """
+
 import os
 import re
 import subprocess
@@ -25,12 +26,34 @@ def summary_counts(output):
 
 
 def test_the_demo_loses_nothing_and_publishes_no_rolled_back_event(kafka_stack, tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo_settings", "OUTBOX_DEMO_DIR": str(tmp_path),
-           "OUTBOX_DEMO_TOPIC": f"test-demo-{uuid.uuid4().hex[:12]}", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo_settings",
+        "OUTBOX_DEMO_DIR": str(tmp_path),
+        "OUTBOX_DEMO_TOPIC": f"test-demo-{uuid.uuid4().hex[:12]}",
+        "PYTHONUNBUFFERED": "1",
+    }
     result = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "manage.py"), "run_demo", "--events", str(EVENTS), "--rate", "50",
-         "--rollback-share", "0.25", "--timeout", "90"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            str(ROOT / "demo" / "manage.py"),
+            "run_demo",
+            "--events",
+            str(EVENTS),
+            "--rate",
+            "50",
+            "--rollback-share",
+            "0.25",
+            "--timeout",
+            "90",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
 

@@ -3,6 +3,7 @@ Held rows (docs/decisions/0011-per-key-order-and-the-dead-state.rst) on the data
 the claim, requeue, status, retention. The end-to-end tests with Kafka are in
 tests/relay/test_dead_order.py.
 """
+
 import threading
 import uuid
 from datetime import timedelta
@@ -27,8 +28,18 @@ STATUS = OutboxEvent.STATUS
 def row(key, status=STATUS.pending, topic="lane-a"):
     now = timezone.now()
     return OutboxEvent.objects.create(
-        event_id=uuid.uuid4(), event_type="org.openedx.test.v1", topic=topic, event_key_field="k", event_key=key,
-        payload={}, event_time=now, source="s", sourcehost="h", sourcelib="1.0.0", status=status).id
+        event_id=uuid.uuid4(),
+        event_type="org.openedx.test.v1",
+        topic=topic,
+        event_key_field="k",
+        event_key=key,
+        payload={},
+        event_time=now,
+        source="s",
+        sourcehost="h",
+        sourcelib="1.0.0",
+        status=status,
+    ).id
 
 
 def statuses(*ids):
@@ -43,7 +54,7 @@ def run(*args):
 
 
 def test_the_claim_holds_only_rows_behind_a_dead_row_of_their_key():
-    older_k = row("K")                   # older than the dead row: goes first, as it always would
+    older_k = row("K")  # older than the dead row: goes first, as it always would
     dead_k = row("K", STATUS.dead)
     later_k, other, later_k2 = row("K"), row("J"), row("K")
     other_lane = row("K", topic="lane-b")  # another topic: another key space
@@ -110,8 +121,9 @@ def test_status_counts_held_rows_and_check_flags_them(settings):
 
 def test_purge_never_deletes_held_rows():
     held = row("K", STATUS.held)
-    OutboxEvent.objects.filter(id=held).update(created=timezone.now() - timedelta(days=90),
-                                               sent_at=timezone.now() - timedelta(days=90))
+    OutboxEvent.objects.filter(id=held).update(
+        created=timezone.now() - timedelta(days=90), sent_at=timezone.now() - timedelta(days=90)
+    )
     run("purge_outbox", "--days", "0")
     assert statuses(held) == [STATUS.held]
 

@@ -5,6 +5,7 @@ only for ``edx_event_bus_outbox.tasks`` (the ``[celery]`` extra).
 Each check runs in a fresh interpreter, because this test process has long had Django set up
 and Celery imported.
 """
+
 import json
 import os
 import subprocess
@@ -17,16 +18,28 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules that must import before Django is configured: the package itself (openedx-events
 # imports it to find EVENT_BUS_PRODUCER), its settings and errors, and every module of kafka/,
 # which knows Kafka and the registry but no models.
-MODEL_FREE = ["edx_event_bus_outbox", "edx_event_bus_outbox.apps", "edx_event_bus_outbox.conf",
-              "edx_event_bus_outbox.exceptions", "edx_event_bus_outbox.kafka"]
+MODEL_FREE = [
+    "edx_event_bus_outbox",
+    "edx_event_bus_outbox.apps",
+    "edx_event_bus_outbox.conf",
+    "edx_event_bus_outbox.exceptions",
+    "edx_event_bus_outbox.kafka",
+]
 
 
 def run_python(*scripts, **env):
     """Run ``scripts`` in a fresh interpreter that imports this worktree's package; returns its JSON output."""
     child_env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     child_env.update(PYTHONPATH=str(ROOT), **env)
-    result = subprocess.run([sys.executable, "-c", "\n".join(map(textwrap.dedent, scripts))], cwd=ROOT, env=child_env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", "\n".join(map(textwrap.dedent, scripts))],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -41,7 +54,7 @@ def test_model_free_modules_import_without_django_settings():
         for name in names:
             try:
                 importlib.import_module(name)
-            except Exception as error:  # pylint: disable=broad-except
+            except Exception as error:
                 failures[name] = f"{{type(error).__name__}}: {{error}}"
         from django.conf import settings
         print(json.dumps({{"imported": names, "failures": failures, "configured": settings.configured,
@@ -65,7 +78,9 @@ NO_CELERY = """
 
 
 def test_tasks_without_celery_raise_an_error_naming_the_extra():
-    report = run_python(NO_CELERY, """
+    report = run_python(
+        NO_CELERY,
+        """
         from edx_event_bus_outbox.exceptions import OutboxError
         try:
             import edx_event_bus_outbox.tasks
@@ -74,14 +89,19 @@ def test_tasks_without_celery_raise_an_error_naming_the_extra():
                               "outbox_error": isinstance(error, OutboxError)}))
         else:
             print(json.dumps({"type": None}))
-    """, DJANGO_SETTINGS_MODULE="tests.settings", OUTBOX_TEST_DB="sqlite")
+    """,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        OUTBOX_TEST_DB="sqlite",
+    )
     assert report["type"] == "CeleryNotInstalledError"
     assert report["outbox_error"] is True
     assert "pip install 'edx-event-bus-outbox[celery]'" in report["message"]
 
 
 def test_only_the_tasks_module_needs_celery():
-    report = run_python(NO_CELERY, """
+    report = run_python(
+        NO_CELERY,
+        """
         import edx_event_bus_outbox as package
         failures = {}
         names = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
@@ -89,10 +109,13 @@ def test_only_the_tasks_module_needs_celery():
             if name != "edx_event_bus_outbox.tasks":
                 try:
                     importlib.import_module(name)
-                except Exception as error:  # pylint: disable=broad-except
+                except Exception as error:
                     failures[name] = f"{type(error).__name__}: {error}"
         print(json.dumps({"imported": names, "failures": failures}))
-    """, DJANGO_SETTINGS_MODULE="tests.settings", OUTBOX_TEST_DB="sqlite")
+    """,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        OUTBOX_TEST_DB="sqlite",
+    )
     assert report["failures"] == {}
     assert "edx_event_bus_outbox.admin" in report["imported"]
     assert "edx_event_bus_outbox.management.commands.run_outbox_relay" in report["imported"]

@@ -1,4 +1,5 @@
 """The on-commit mode: published after commit, never for a rollback; its failures are logged, never raised."""
+
 import logging
 
 import pytest
@@ -13,7 +14,7 @@ from tests.factories import (
     CourseEnrollmentDataFactory,
     enrollment_event,
 )
-from tests.test_producer import Boom, bus, caller_rows, caller_writes, emit, route  # noqa: F401  (bus is a fixture)
+from tests.test_producer import Boom, caller_rows, caller_writes, emit, route
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,8 +98,11 @@ def test_an_event_that_cannot_be_encoded_is_logged_and_the_caller_commits(bus, s
 @pytest.mark.kafka
 def test_an_event_the_broker_refuses_is_logged_and_the_caller_commits(bus, topic, kafka_stack, caplog):
     """The broker refuses the message (too large for the topic): the delivery report is logged, nothing raised."""
-    resource = ConfigResource("topic", topic, incremental_configs=[
-        ConfigEntry("max.message.bytes", "1500", incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        "topic",
+        topic,
+        incremental_configs=[ConfigEntry("max.message.bytes", "1500", incremental_operation=AlterConfigOpType.SET)],
+    )
     for future in kafka_stack.admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
     signal, key_field, _ = enrollment_event()

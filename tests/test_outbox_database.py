@@ -2,6 +2,7 @@
 ``EVENT_BUS_OUTBOX_DATABASE`` set to an alias other than ``default``: the rows are written on
 that alias, in the caller's transaction on that alias, and the relay drains them from there.
 """
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -28,8 +29,9 @@ def outbox_on_other(settings):
 def send(topic="topic-a"):
     signal, key_field, data = enrollment_event()
     metadata = EventsMetadata(event_type=signal.event_type)
-    create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
-                           event_metadata=metadata)
+    create_producer().send(
+        signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata
+    )
     return str(metadata.id)
 
 

@@ -7,6 +7,7 @@ Slow (two virtualenvs, a build, an install from PyPI or pip's cache), hence the 
 marker: ``pytest -m packaging`` runs only these, ``-m "not packaging"`` leaves them out.
 Needs no database server and no Kafka.
 """
+
 import os
 import shutil
 import sqlite3
@@ -24,18 +25,29 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "edx_event_bus_outbox"
 # What a checkout holds that is no part of the source: virtualenvs, build output, caches.
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", ".stack", "bench-report", "build", "dist", "*.egg-info",
-                                    "__pycache__", "_build", ".pytest_cache")
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv*", ".stack", "bench-report", "build", "dist", "*.egg-info", "__pycache__", "_build", ".pytest_cache"
+)
 TABLES = {"edx_event_bus_outbox_event", "edx_event_bus_outbox_lease", "edx_event_bus_outbox_consumer_inbox"}
 
 
 def run(*command, cwd, timeout=600, check=True, env=None):
     """Run ``command`` with no PYTHONPATH and no Django settings from this process; return the result."""
-    child_env = {key: value for key, value in os.environ.items()
-                 if key not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")}
+    child_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")
+    }
     child_env.update(env or {})
-    result = subprocess.run([str(part) for part in command], cwd=cwd, env=child_env, capture_output=True,
-                            text=True, timeout=timeout, check=False)
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check:
         assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
@@ -126,8 +138,18 @@ def installed(dist):
     python = fresh_venv(work / "venv")
     # The pins of the development environment, as constraints: pip then takes the wheels its cache
     # already has, and the test also shows that install_requires accepts them.
-    run(python, "-m", "pip", "install", "-q", "--constraint", ROOT / "requirements" / "dev.txt", dist["wheel"],
-        cwd=work, timeout=900)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--constraint",
+        ROOT / "requirements" / "dev.txt",
+        dist["wheel"],
+        cwd=work,
+        timeout=900,
+    )
     project = work / "project"
     project.mkdir()
     (project / "settings.py").write_text(textwrap.dedent(SETTINGS))
@@ -136,8 +158,17 @@ def installed(dist):
 
 def django_admin(installed, *args, check=True):
     """``django-admin`` of the fresh virtualenv, run in the project with its settings (no PYTHONPATH)."""
-    return run(installed["python"].parent / "django-admin", *args, "--settings", "settings", "--pythonpath", ".",
-               cwd=installed["project"], timeout=300, check=check)
+    return run(
+        installed["python"].parent / "django-admin",
+        *args,
+        "--settings",
+        "settings",
+        "--pythonpath",
+        ".",
+        cwd=installed["project"],
+        timeout=300,
+        check=check,
+    )
 
 
 def test_the_installed_package_is_the_wheel_not_this_checkout(installed):
@@ -151,8 +182,7 @@ def test_wheel_migrates_and_checks_a_minimal_project(installed):
     django_admin(installed, "migrate", "--no-input")
     with sqlite3.connect(installed["project"] / "db.sqlite3") as database:
         tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        applied = {row[0] for row in database.execute(
-            "SELECT name FROM django_migrations WHERE app = ?", (PACKAGE,))}
+        applied = {row[0] for row in database.execute("SELECT name FROM django_migrations WHERE app = ?", (PACKAGE,))}
     assert TABLES <= tables, sorted(tables)
     shipped = {path.stem for path in (ROOT / PACKAGE / "migrations").glob("0*.py")}
     assert applied == shipped
@@ -164,8 +194,14 @@ def test_wheel_migrates_and_checks_a_minimal_project(installed):
 
 def test_wheel_without_the_celery_extra_has_no_celery_and_tasks_say_which_extra(installed):
     assert run(installed["python"], "-c", "import celery", cwd=installed["project"], check=False).returncode != 0
-    tasks = run(installed["python"], "-c", f"import django; django.setup(); import {PACKAGE}.tasks",
-                cwd=installed["project"], check=False, env={"DJANGO_SETTINGS_MODULE": "settings"})
+    tasks = run(
+        installed["python"],
+        "-c",
+        f"import django; django.setup(); import {PACKAGE}.tasks",
+        cwd=installed["project"],
+        check=False,
+        env={"DJANGO_SETTINGS_MODULE": "settings"},
+    )
     assert tasks.returncode != 0
     assert "CeleryNotInstalledError" in tasks.stderr
     assert "pip install 'edx-event-bus-outbox[celery]'" in tasks.stderr

@@ -1,13 +1,12 @@
 """The outbox write path, on whichever database OUTBOX_TEST_DB selects."""
+
 import logging
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
-from openedx_events.apps import general_signal_handler
 from openedx_events.data import EventsMetadata
 from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
-from openedx_events.tooling import OpenEdxPublicSignal
 
 from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.exceptions import EventValidationError, OutboxConfigurationError
@@ -21,24 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def bus(settings):
-    """Route signals to the event bus as openedx-events' ready() would for EVENT_BUS_PRODUCER_CONFIG."""
-    connected = []
-
-    def configure(event_type, topics):
-        config = dict(settings.EVENT_BUS_PRODUCER_CONFIG)
-        config[event_type] = topics
-        settings.EVENT_BUS_PRODUCER_CONFIG = config
-        signal = OpenEdxPublicSignal.get_signal_by_type(event_type)
-        signal.connect(general_signal_handler)
-        connected.append(signal)
-
-    yield configure
-    for signal in connected:
-        signal.disconnect(general_signal_handler)
 
 
 def route(bus, signal, key_field, topics=("topic-a",), **options):
@@ -147,11 +128,14 @@ def test_rolled_back_savepoint_drops_only_its_event(bus):
 
 def test_each_enabled_topic_gets_a_row_and_a_disabled_topic_none(bus):
     signal, key_field, data = enrollment_event()
-    bus(signal.event_type, {
-        "topic-a": {"event_key_field": key_field, "enabled": True},
-        "topic-b": {"event_key_field": key_field, "enabled": True},
-        "topic-off": {"event_key_field": key_field, "enabled": False},
-    })
+    bus(
+        signal.event_type,
+        {
+            "topic-a": {"event_key_field": key_field, "enabled": True},
+            "topic-b": {"event_key_field": key_field, "enabled": True},
+            "topic-off": {"event_key_field": key_field, "enabled": False},
+        },
+    )
     with transaction.atomic():
         emit(signal, data)
     rows = list(OutboxEvent.objects.order_by("topic"))
@@ -170,8 +154,13 @@ def test_events_from_the_bus_are_not_written_back(bus):
 
 
 def _send_directly(signal, key_field, data, topic="topic-a"):
-    create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
-                           event_metadata=EventsMetadata(event_type=signal.event_type))
+    create_producer().send(
+        signal=signal,
+        topic=topic,
+        event_key_field=key_field,
+        event_data=data,
+        event_metadata=EventsMetadata(event_type=signal.event_type),
+    )
 
 
 def _wrong_type():
@@ -202,8 +191,9 @@ def _none_in_custom_type():
     return signal, key_field, data, "enrollment.creation_date"
 
 
-@pytest.mark.parametrize("case", [_wrong_type, _missing_field, _key_path_not_found, _none_in_string,
-                                  _none_in_custom_type])
+@pytest.mark.parametrize(
+    "case", [_wrong_type, _missing_field, _key_path_not_found, _none_in_string, _none_in_custom_type]
+)
 def test_invalid_event_raises_a_typed_error_naming_signal_topic_and_field(case):
     signal, key_field, data, field = case()
     with pytest.raises(EventValidationError) as raised:
@@ -227,7 +217,8 @@ def test_a_send_error_is_logged_and_the_caller_commits_by_default(bus, caplog):
 
 
 def test_propagate_send_errors_rolls_the_caller_back(bus, settings):
-    from django.apps import apps  # pylint: disable=import-outside-toplevel
+    from django.apps import apps
+
     signal, key_field, data = enrollment_event()
     route(bus, signal, "enrollment.no_such_key")
     settings.EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS = True
@@ -238,7 +229,7 @@ def test_propagate_send_errors_rolls_the_caller_back(bus, settings):
                 caller_writes()
                 emit(signal, {"enrollment": CourseEnrollmentDataFactory()})
     finally:
-        signal._allow_send_event_failure = False  # pylint: disable=protected-access
+        signal._allow_send_event_failure = False
     assert caller_rows() == [], "the caller's transaction rolled back"
     assert OutboxEvent.objects.count() == 0
 
@@ -248,7 +239,10 @@ def test_unknown_mode_fails_at_startup(settings, where):
     if where == "default":
         settings.EVENT_BUS_PRODUCER_MODE = "fire-and-forget"
     else:
-        settings.EVENT_BUS_PRODUCER_CONFIG = {"org.openedx.learning.course.enrollment.created.v1": {
-            "topic-a": {"event_key_field": "enrollment.course.course_key", "enabled": True, "mode": "later"}}}
+        settings.EVENT_BUS_PRODUCER_CONFIG = {
+            "org.openedx.learning.course.enrollment.created.v1": {
+                "topic-a": {"event_key_field": "enrollment.course.course_key", "enabled": True, "mode": "later"}
+            }
+        }
     with pytest.raises(OutboxConfigurationError, match="must be one of 'outbox', 'on-commit'"):
         validate_producer_config()

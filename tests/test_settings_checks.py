@@ -6,6 +6,7 @@ A bad value must fail where an operator sees it (``manage.py check``, the relay'
 consumer's start), with an error that names the setting and says what it needs, never later
 as a ``TypeError`` in the middle of a batch or as a silently wrong behaviour.
 """
+
 import ast
 import builtins
 import importlib
@@ -37,9 +38,14 @@ def package_modules():
 
 # ---------------------------------------------------------------- every error is an OutboxError
 
+
 def test_every_exception_class_of_the_package_derives_from_outbox_error():
-    defined = {cls for module in package_modules() for _, cls in inspect.getmembers(module, inspect.isclass)
-               if issubclass(cls, BaseException) and cls.__module__.startswith("edx_event_bus_outbox")}
+    defined = {
+        cls
+        for module in package_modules()
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__.startswith("edx_event_bus_outbox")
+    }
     assert len(defined) > 10, "the scan found the package's exception classes"
     assert sorted(c.__qualname__ for c in defined if not issubclass(c, OutboxError)) == []
 
@@ -186,6 +192,7 @@ def test_the_minimum_lease_leaves_the_relays_delivery_timeout_a_third_of_it():
 
 # ---------------------------------------------------------------- where they are checked
 
+
 def test_manage_py_check_reports_each_invalid_setting(settings):
     settings.EVENT_BUS_OUTBOX_RELAY_LANES = "user-login"
     settings.EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT = "1"
@@ -228,20 +235,29 @@ def test_run_outbox_relay_refuses_invalid_settings_before_starting(settings):
 
 
 def test_an_operator_running_the_relay_with_a_bad_option_sees_why_and_exit_1():
-    result = subprocess.run([sys.executable, "manage.py", "run_outbox_relay", "--batch-size", "-3"],
-                            cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, check=False)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_outbox_relay", "--batch-size", "-3"],
+        cwd=PACKAGE_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        check=False,
+    )
     assert result.returncode == 1
     assert "CommandError: --batch-size must be an integer above 0, not -3. The relay did not start." in result.stderr
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"offset_tme": "2026-01-01T00:00:00Z"}, "Unknown consumer option(s) ['offset_tme']"),
-    ({"offset_time": 1767225600}, "offset_time 1767225600 is not an ISO-8601 timestamp"),
-    ({"offset_time": "yesterday"}, "offset_time 'yesterday' is not an ISO-8601 timestamp"),
-    ({"topic": "user login"}, "the topic (consume_events -t) must be a Kafka topic name"),
-    ({"group_id": None}, "the consumer group (consume_events -g) must be a string"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"offset_tme": "2026-01-01T00:00:00Z"}, "Unknown consumer option(s) ['offset_tme']"),
+        ({"offset_time": 1767225600}, "offset_time 1767225600 is not an ISO-8601 timestamp"),
+        ({"offset_time": "yesterday"}, "offset_time 'yesterday' is not an ISO-8601 timestamp"),
+        ({"topic": "user login"}, "the topic (consume_events -t) must be a Kafka topic name"),
+        ({"group_id": None}, "the consumer group (consume_events -g) must be a string"),
+    ],
+)
 def test_the_consumer_refuses_invalid_extra_options(options, message):
     """What ``consume_events --extra '{...}'`` passes to the constructor (with -t and -g)."""
     with pytest.raises(OutboxConfigurationError, match=re.escape(message)):
@@ -256,20 +272,38 @@ def test_the_consumer_refuses_invalid_settings_when_constructed(settings):
 
 def test_an_operator_running_consume_events_with_a_bad_extra_sees_why():
     """openedx-events swallows the constructor's error into a warning; the warning must say what to fix."""
-    result = subprocess.run([sys.executable, "manage.py", "consume_events", "-t", "t", "-g", "g",
-                             "--extra", '{"offset_tme": "2026-01-01T00:00:00Z"}'],
-                            cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "consume_events",
+            "-t",
+            "t",
+            "-g",
+            "g",
+            "--extra",
+            '{"offset_tme": "2026-01-01T00:00:00Z"}',
+        ],
+        cwd=PACKAGE_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        check=False,
+    )
     assert "ConsumerConfigurationError(\"Unknown consumer option(s) ['offset_tme'] in --extra" in result.stderr
     assert "Cannot consume events; no consumer configured." in result.stderr
 
 
-@pytest.mark.parametrize("task, arguments, message", [
-    (tasks.relay_outbox_batch, {"lanes": "user-login"}, "relay_outbox_batch(lanes=...) must be a non-empty list"),
-    (tasks.relay_outbox_batch, {"batch_size": 0}, "relay_outbox_batch(batch_size=...) must be an integer above 0"),
-    (tasks.purge_outbox, {"days": -1}, "purge_outbox(days=...) must be a number of 0 or more"),
-    (tasks.purge_outbox, {"batch_size": "10"}, "purge_outbox(batch_size=...) must be an integer above 0"),
-])
+@pytest.mark.parametrize(
+    "task, arguments, message",
+    [
+        (tasks.relay_outbox_batch, {"lanes": "user-login"}, "relay_outbox_batch(lanes=...) must be a non-empty list"),
+        (tasks.relay_outbox_batch, {"batch_size": 0}, "relay_outbox_batch(batch_size=...) must be an integer above 0"),
+        (tasks.purge_outbox, {"days": -1}, "purge_outbox(days=...) must be a number of 0 or more"),
+        (tasks.purge_outbox, {"batch_size": "10"}, "purge_outbox(batch_size=...) must be an integer above 0"),
+    ],
+)
 def test_the_celery_tasks_refuse_invalid_arguments(task, arguments, message):
     """The tasks' arguments are options like the relay's: a string of lanes would be read letter by letter."""
     with pytest.raises(OutboxConfigurationError, match=re.escape(message)):

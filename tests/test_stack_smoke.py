@@ -3,6 +3,7 @@ The stack is real: a topic on the Kafka broker, an Avro schema in the registry t
 ``SchemaRegistryClient``, a message produced with ``AvroSerializer`` and read back with
 ``AvroDeserializer``, and the registry enforcing BACKWARD compatibility like Confluent's.
 """
+
 import json
 import os
 import uuid
@@ -61,13 +62,20 @@ def test_database_servers_answer(variable):
         pytest.fail(f"{variable} is not set; run `make stack-up`", pytrace=False)
     parsed = urlparse(url)
     if parsed.scheme.startswith("postgres"):
-        import psycopg  # pylint: disable=import-outside-toplevel
+        import psycopg
+
         with psycopg.connect(url) as connection:
             assert connection.execute("SELECT 1").fetchone() == (1,)
     else:
-        import MySQLdb  # pylint: disable=import-outside-toplevel
-        connection = MySQLdb.connect(host=parsed.hostname, port=parsed.port, user=parsed.username,
-                                     password=parsed.password, database=parsed.path.lstrip("/"))
+        import MySQLdb
+
+        connection = MySQLdb.connect(
+            host=parsed.hostname,
+            port=parsed.port,
+            user=parsed.username,
+            password=parsed.password,
+            database=parsed.path.lstrip("/"),
+        )
         cursor = connection.cursor()
         cursor.execute("SELECT VERSION()")
         assert "MariaDB" in cursor.fetchone()[0]

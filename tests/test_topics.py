@@ -3,6 +3,7 @@
 run failed with NOT_LEADER_FOR_PARTITION on a topic it had just created), and fails within
 its deadline, with a message naming the topic, when it cannot.
 """
+
 import time
 import uuid
 
@@ -27,8 +28,9 @@ def test_a_created_topic_answers_for_every_partition_at_once(kafka_stack):
         kafka_stack.create_topic(name, partitions=3)
         consumer = Consumer({"bootstrap.servers": kafka_stack.bootstrap_servers, "group.id": name})
         try:
-            assert [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in range(3)] == \
-                [(0, 0)] * 3
+            assert [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in range(3)] == [
+                (0, 0)
+            ] * 3
         finally:
             consumer.close()
 

@@ -7,6 +7,7 @@ event through openedx-events' real ``send_event()``, which calls our ``send()`` 
 must be the same on PostgreSQL, MariaDB and SQLite: the caller's row is committed, the event is
 not stored, and an ERROR log names the event but never the offending value.
 """
+
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -35,10 +36,12 @@ SECRET = "alice.secret@example.com"  # stands for PII: must never appear in a me
 @pytest.fixture
 def routed(settings):
     """Route the enrollment and grade signals to TOPIC, as openedx-events' ready() would."""
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     signals = {COURSE_ENROLLMENT_CREATED: KEY_FIELD, PERSISTENT_GRADE_SUMMARY_CHANGED: "grade.course.course_key"}
     settings.EVENT_BUS_PRODUCER_CONFIG = {
-        signal.event_type: {TOPIC: {"event_key_field": key, "enabled": True}} for signal, key in signals.items()}
+        signal.event_type: {TOPIC: {"event_key_field": key, "enabled": True}} for signal, key in signals.items()
+    }
     for signal in signals:
         signal.connect(general_signal_handler)
     yield
@@ -51,20 +54,29 @@ def enrollment(**pii):
 
 
 def grade(percent):
-    return {"grade": PersistentCourseGradeData(
-        user_id=7, course=CourseDataFactory(), course_edited_timestamp=datetime(2026, 1, 1, tzinfo=UTC),
-        course_version="v1", grading_policy_hash="h", percent_grade=percent, letter_grade="A",
-        passed_timestamp=datetime(2026, 1, 2, tzinfo=UTC))}
+    return {
+        "grade": PersistentCourseGradeData(
+            user_id=7,
+            course=CourseDataFactory(),
+            course_edited_timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+            course_version="v1",
+            grading_policy_hash="h",
+            percent_grade=percent,
+            letter_grade="A",
+            passed_timestamp=datetime(2026, 1, 2, tzinfo=UTC),
+        )
+    }
 
 
 def emit(data, signal=None, metadata=None):
     """``send_event()`` as an application calls it (send_robust), optionally with fixed metadata."""
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     signal = signal or COURSE_ENROLLMENT_CREATED
     if metadata is None:
         return signal.send_event(**data)
     # send_event() always makes fresh metadata; this is the call it makes, with ours, to re-send one event.
-    return signal._send_event_with_metadata(metadata=metadata, **data)  # pylint: disable=protected-access
+    return signal._send_event_with_metadata(metadata=metadata, **data)
 
 
 def caller_transaction(data, signal=None, metadata=None, name="caller-row"):
@@ -118,7 +130,8 @@ def test_the_default_size_limit_refuses_an_event_kafka_would_refuse(caplog):
 
 
 def test_a_duplicate_event_id_keeps_the_callers_data_and_the_first_event(caplog):
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     metadata = EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type)
     emit(enrollment(), metadata=metadata)
     first = OutboxEvent.objects.get()
@@ -135,21 +148,30 @@ def failing_insert():
     """A real database error on the outbox INSERT: a trigger that raises for one topic."""
     table = OutboxEvent._meta.db_table
     statements = {
-        "postgresql": ([
-            "CREATE FUNCTION outbox_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected failure'; END; $$",
-            f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} FOR EACH ROW "
-            f"WHEN (NEW.topic = '{TOPIC}') EXECUTE FUNCTION outbox_test_fail()",
-        ], [f"DROP TRIGGER outbox_test_fail ON {table}", "DROP FUNCTION outbox_test_fail()"]),
-        "mysql": ([
-            f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} FOR EACH ROW "
-            f"BEGIN IF NEW.topic = '{TOPIC}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; "
-            "END IF; END",
-        ], ["DROP TRIGGER outbox_test_fail"]),
-        "sqlite": ([
-            f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} WHEN NEW.topic = '{TOPIC}' "
-            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        ], ["DROP TRIGGER outbox_test_fail"]),
+        "postgresql": (
+            [
+                "CREATE FUNCTION outbox_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected failure'; END; $$",
+                f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} FOR EACH ROW "
+                f"WHEN (NEW.topic = '{TOPIC}') EXECUTE FUNCTION outbox_test_fail()",
+            ],
+            [f"DROP TRIGGER outbox_test_fail ON {table}", "DROP FUNCTION outbox_test_fail()"],
+        ),
+        "mysql": (
+            [
+                f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} FOR EACH ROW "
+                f"BEGIN IF NEW.topic = '{TOPIC}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; "
+                "END IF; END",
+            ],
+            ["DROP TRIGGER outbox_test_fail"],
+        ),
+        "sqlite": (
+            [
+                f"CREATE TRIGGER outbox_test_fail BEFORE INSERT ON {table} WHEN NEW.topic = '{TOPIC}' "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            ["DROP TRIGGER outbox_test_fail"],
+        ),
     }
     create, drop = statements[connection.vendor]
     with connection.cursor() as cursor:
@@ -187,13 +209,14 @@ def test_a_database_error_in_autocommit_keeps_the_callers_data(caplog):
 
 @pytest.mark.usefixtures("failing_insert")
 def test_with_propagation_a_database_error_rolls_the_caller_back_loudly():
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     COURSE_ENROLLMENT_CREATED.allow_send_event_failure()
     try:
         with pytest.raises(OutboxWriteError):
             caller_transaction(enrollment())
     finally:
-        COURSE_ENROLLMENT_CREATED._allow_send_event_failure = False  # pylint: disable=protected-access
+        COURSE_ENROLLMENT_CREATED._allow_send_event_failure = False
     assert not Group.objects.exists() and not OutboxEvent.objects.exists()
 
 
@@ -202,8 +225,10 @@ def test_when_the_database_rolls_the_transaction_back_the_rest_of_the_block_is_r
     """SQLite's RAISE(ROLLBACK) ends the whole transaction, as an InnoDB deadlock does on MariaDB."""
     table = OutboxEvent._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TRIGGER outbox_test_lost BEFORE INSERT ON {table} WHEN NEW.topic = '{TOPIC}' "
-                       "BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END")
+        cursor.execute(
+            f"CREATE TRIGGER outbox_test_lost BEFORE INSERT ON {table} WHEN NEW.topic = '{TOPIC}' "
+            "BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END"
+        )
     try:
         with caplog.at_level(logging.INFO), pytest.raises(TransactionManagementError):
             with transaction.atomic():
@@ -222,10 +247,14 @@ def test_a_connection_lost_during_the_insert_fails_the_callers_commit_loudly(cap
     """The INSERT's trigger kills its own backend: the caller's COMMIT must raise, not pretend."""
     table = OutboxEvent._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("CREATE FUNCTION outbox_test_die() RETURNS trigger LANGUAGE plpgsql AS "
-                       "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END; $$")
-        cursor.execute(f"CREATE TRIGGER outbox_test_die BEFORE INSERT ON {table} FOR EACH ROW "
-                       f"WHEN (NEW.topic = '{TOPIC}') EXECUTE FUNCTION outbox_test_die()")
+        cursor.execute(
+            "CREATE FUNCTION outbox_test_die() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END; $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER outbox_test_die BEFORE INSERT ON {table} FOR EACH ROW "
+            f"WHEN (NEW.topic = '{TOPIC}') EXECUTE FUNCTION outbox_test_die()"
+        )
     try:
         with caplog.at_level(logging.INFO), pytest.raises(DatabaseError):
             caller_transaction(enrollment(name=SECRET))
@@ -257,10 +286,12 @@ def test_a_large_event_under_the_limit_is_measured_exactly_and_stored():
 
 
 def test_a_topic_longer_than_its_column_is_refused_before_the_insert(settings, caplog):
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     long_topic = "t" * 300
-    settings.EVENT_BUS_PRODUCER_CONFIG = {COURSE_ENROLLMENT_CREATED.event_type: {
-        long_topic: {"event_key_field": KEY_FIELD, "enabled": True}}}
+    settings.EVENT_BUS_PRODUCER_CONFIG = {
+        COURSE_ENROLLMENT_CREATED.event_type: {long_topic: {"event_key_field": KEY_FIELD, "enabled": True}}
+    }
     with caplog.at_level(logging.INFO):
         caller_transaction(enrollment())
     assert list(Group.objects.values_list("name", flat=True)) == ["caller-row"]
@@ -269,8 +300,9 @@ def test_a_topic_longer_than_its_column_is_refused_before_the_insert(settings, c
 
 
 def test_the_size_limit_must_be_positive(settings):
-    from edx_event_bus_outbox import conf  # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.exceptions import OutboxConfigurationError  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox import conf
+    from edx_event_bus_outbox.exceptions import OutboxConfigurationError
+
     assert conf.max_event_bytes() == 1_000_000
     settings.EVENT_BUS_OUTBOX_MAX_EVENT_BYTES = 0
     with pytest.raises(OutboxConfigurationError):
@@ -279,7 +311,8 @@ def test_the_size_limit_must_be_positive(settings):
 
 def test_a_successful_send_is_one_statement():
     """No extra round trip on the normal path: one ``execute`` on the connection per event."""
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     producer = create_producer()
     statements = []
 
@@ -292,39 +325,66 @@ def test_a_successful_send_is_one_statement():
         for _ in range(3):
             data = enrollment()
             with connection.execute_wrapper(count):
-                producer.send(signal=COURSE_ENROLLMENT_CREATED, topic=TOPIC, event_key_field=KEY_FIELD, event_data=data,
-                              event_metadata=EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type))
+                producer.send(
+                    signal=COURSE_ENROLLMENT_CREATED,
+                    topic=TOPIC,
+                    event_key_field=KEY_FIELD,
+                    event_data=data,
+                    event_metadata=EventsMetadata(event_type=COURSE_ENROLLMENT_CREATED.event_type),
+                )
     assert len(statements) == 3, statements
     assert OutboxEvent.objects.count() == 3
 
 
 # ---------------------------------------------------------------- messages name the field, never the value
 
+
 def _direct(signal, key_field, data, metadata=None):
-    create_producer().send(signal=signal, topic=TOPIC, event_key_field=key_field, event_data=data,
-                           event_metadata=metadata or EventsMetadata(event_type=signal.event_type))
+    create_producer().send(
+        signal=signal,
+        topic=TOPIC,
+        event_key_field=key_field,
+        event_data=data,
+        event_metadata=metadata or EventsMetadata(event_type=signal.event_type),
+    )
 
 
 def _wrong_type():
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
-    return COURSE_ENROLLMENT_CREATED, KEY_FIELD, {"enrollment": CourseEnrollmentDataFactory(is_active=SECRET)}, \
-        "enrollment.is_active"
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
+    return (
+        COURSE_ENROLLMENT_CREATED,
+        KEY_FIELD,
+        {"enrollment": CourseEnrollmentDataFactory(is_active=SECRET)},
+        "enrollment.is_active",
+    )
 
 
 def _nul_in_the_key():
-    from openedx_events.learning.signals import SESSION_LOGIN_COMPLETED  # pylint: disable=import-outside-toplevel
-    return SESSION_LOGIN_COMPLETED, "user.pii.username", {"user": UserDataFactory(pii=UserPersonalDataFactory(
-        username=SECRET + "\x00", email="e@example.org"))}, "user.pii.username"
+    from openedx_events.learning.signals import SESSION_LOGIN_COMPLETED
+
+    return (
+        SESSION_LOGIN_COMPLETED,
+        "user.pii.username",
+        {"user": UserDataFactory(pii=UserPersonalDataFactory(username=SECRET + "\x00", email="e@example.org"))},
+        "user.pii.username",
+    )
 
 
 def _custom_type_given_a_string():
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
-    return COURSE_ENROLLMENT_CREATED, KEY_FIELD, {"enrollment": CourseEnrollmentDataFactory(
-        creation_date=SECRET)}, "enrollment.creation_date"
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
+    return (
+        COURSE_ENROLLMENT_CREATED,
+        KEY_FIELD,
+        {"enrollment": CourseEnrollmentDataFactory(creation_date=SECRET)},
+        "enrollment.creation_date",
+    )
 
 
 def _nul():
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
     return COURSE_ENROLLMENT_CREATED, KEY_FIELD, enrollment(email=SECRET + "\x00"), "enrollment.user.pii.email"
 
 

@@ -5,4 +5,4 @@ class DemoAppConfig(AppConfig):
     name = "demo_app"
 
     def ready(self):
-        from . import receivers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        from . import receivers  # noqa: F401

@@ -1,4 +1,5 @@
 """The demo service's own data, written in the same transaction as its events."""
+
 from django.db import models
 
 

@@ -3,6 +3,7 @@ The consuming side of the demo: a receiver that appends what it got to a JSON-li
 
 It runs inside ``consume_events``; only events that came from the bus are recorded.
 """
+
 import json
 import os
 import time
@@ -13,7 +14,7 @@ from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
 
 @receiver(COURSE_ENROLLMENT_CREATED)
-def record_received(sender, signal, metadata, from_event_bus=False, **kwargs):  # pylint: disable=unused-argument
+def record_received(metadata, from_event_bus=False, **kwargs):
     if not from_event_bus:
         return
     with open(settings.DEMO_DIR / "received.jsonl", "a", encoding="utf-8") as received:

@@ -3,6 +3,7 @@
 
 The annotations in the code are the single source; this page cannot drift from them.
 """
+
 import re
 from pathlib import Path
 

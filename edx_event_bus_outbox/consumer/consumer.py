@@ -6,6 +6,7 @@ One message at a time: decode it, emit its signal (retrying failed receivers), d
 skip it if that is impossible, and only then let its offset be committed. See
 docs/consumer.rst and docs/decisions/0006-consumer-at-least-once.rst.
 """
+
 import logging
 import threading
 import uuid
@@ -100,8 +101,12 @@ class KafkaEventConsumer(EventBusConsumer):
         consumer = Consumer(self.kafka_config)
         self._offsets = OffsetTracker(consumer, conf.consumer_commit_interval())
         consumer.subscribe([self._run_context["full_topic"]], **self._rebalance_callbacks())
-        logger.info("Running consumer for %r (dead-letter topic: %s, deduplicate: %s)",
-                    self._run_context, dead_letter_topic, self._deduplicate)
+        logger.info(
+            "Running consumer for %r (dead-letter topic: %s, deduplicate: %s)",
+            self._run_context,
+            dead_letter_topic,
+            self._deduplicate,
+        )
         try:
             self._loop(consumer)
         finally:
@@ -110,8 +115,11 @@ class KafkaEventConsumer(EventBusConsumer):
     def _rebalance_callbacks(self) -> dict:
         callbacks = {"on_revoke": self._offsets.on_revoke, "on_lost": self._offsets.on_lost}
         if self.offset_time:
-            logger.info("Replaying from %s: each partition first assigned to this process starts at its first "
-                        "message at or after that time; consumption then continues.", self.offset_time.isoformat())
+            logger.info(
+                "Replaying from %s: each partition first assigned to this process starts at its first "
+                "message at or after that time; consumption then continues.",
+                self.offset_time.isoformat(),
+            )
             callbacks["on_assign"] = ReplayFrom(self.offset_time, is_incremental(self.kafka_config)).on_assign
         return callbacks
 
@@ -191,14 +199,19 @@ class KafkaEventConsumer(EventBusConsumer):
             pending = {dispatch.receiver_id(r) for r in dispatch.live_receivers(event.signal)} - done
             if not pending:
                 break
-            claimed = self._with_inbox(msg, inbox.claim, self.group_id, event.metadata.id, pending, self._token,
-                                       self._claim_seconds)
+            claimed = self._with_inbox(
+                msg, inbox.claim, self.group_id, event.metadata.id, pending, self._token, self._claim_seconds
+            )
             if claimed:
                 ran, succeeded = True, set()
                 try:
                     outcome = dispatch.emit(
-                        event, self._retry_policy, wait=self._wait, prepare=prepare_for_new_work_cycle,
-                        already_handled=done | (pending - claimed), record=self._recorder(event, succeeded),
+                        event,
+                        self._retry_policy,
+                        wait=self._wait,
+                        prepare=prepare_for_new_work_cycle,
+                        already_handled=done | (pending - claimed),
+                        record=self._recorder(event, succeeded),
                     )
                 except (UnusableMessage, ShutdownRequested):
                     self._release(event, claimed - succeeded)  # not run: nobody need wait for these claims
@@ -249,8 +262,11 @@ class KafkaEventConsumer(EventBusConsumer):
                 inbox.record(self.group_id, event.metadata.id, ids)
             except DatabaseError:
                 # The receivers did run; only their deduplication is lost, so carry on.
-                logger.exception("Could not record event_id=%s in the consumer inbox; a re-delivery would "
-                                 "call its receivers again.", event.metadata.id)
+                logger.exception(
+                    "Could not record event_id=%s in the consumer inbox; a re-delivery would call its receivers again.",
+                    event.metadata.id,
+                )
+
         return record
 
     def _release(self, event, receiver_ids):
@@ -266,12 +282,19 @@ class KafkaEventConsumer(EventBusConsumer):
         if self._dead_letters:
             delivered = self._dead_letters.send(msg, reason=reason, error=error)
             monitoring.outcome_attributes("dead_lettered", retries)
-            logger.warning("Message dead-lettered to %s[%s]@%s (%s): %s", delivered.topic(), delivered.partition(),
-                           delivered.offset(), reason, monitoring.describe(msg))
+            logger.warning(
+                "Message dead-lettered to %s[%s]@%s (%s): %s",
+                delivered.topic(),
+                delivered.partition(),
+                delivered.offset(),
+                reason,
+                monitoring.describe(msg),
+            )
             return "dead-lettered"
         monitoring.outcome_attributes("skipped", retries)
-        logger.error("Message skipped (%s; no EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC): %s",
-                     reason, monitoring.describe(msg))
+        logger.error(
+            "Message skipped (%s; no EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC): %s", reason, monitoring.describe(msg)
+        )
         return "skipped"
 
     # ------------------------------------------------------------------ errors and waiting

@@ -10,8 +10,9 @@ dead-letter topic's ``max.message.bytes`` is below the original's) is sent again
 value, then without the key and the original headers too, and ``dlt_omitted`` says what was
 left out: the dead letter of any message fits, whatever its size.
 """
+
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from confluent_kafka import KafkaException, Producer
 
@@ -39,7 +40,7 @@ def dead_letter_headers(msg, *, reason: str, error: str, group_id: str) -> list:
         "dlt_original_offset": str(msg.offset()),
         "dlt_original_timestamp_ms": str(msg.timestamp()[1]),
         "dlt_consumer_group": group_id,
-        "dlt_failed_at": datetime.now(timezone.utc).isoformat(),
+        "dlt_failed_at": datetime.now(UTC).isoformat(),
     }
     return [(name, value.encode("utf-8")) for name, value in extra.items()]
 
@@ -47,8 +48,10 @@ def dead_letter_headers(msg, *, reason: str, error: str, group_id: str) -> list:
 def omission_headers(msg, omitted) -> list:
     if not omitted:
         return []
-    return [("dlt_omitted", ",".join(omitted).encode("utf-8")),
-            ("dlt_original_value_bytes", str(len(msg.value() or b"")).encode("utf-8"))]
+    return [
+        ("dlt_omitted", ",".join(omitted).encode("utf-8")),
+        ("dlt_original_value_bytes", str(len(msg.value() or b"")).encode("utf-8")),
+    ]
 
 
 def original_headers(msg):
@@ -86,9 +89,15 @@ class DeadLetterProducer:
                     headers=(headers if "headers" not in omitted else []) + ours + omission_headers(msg, omitted),
                 )
             except _TooLarge as exc:
-                logger.warning("Dead letter of %s[%s]@%s is too large for %s (%s) %s; leaving out more of it.",
-                               msg.topic(), msg.partition(), msg.offset(), self.topic, exc,
-                               f"without {','.join(omitted)}" if omitted else "as it is")
+                logger.warning(
+                    "Dead letter of %s[%s]@%s is too large for %s (%s) %s; leaving out more of it.",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    self.topic,
+                    exc,
+                    f"without {','.join(omitted)}" if omitted else "as it is",
+                )
                 last = exc
         raise DeadLetterError(self.topic, f"even a dead letter of only its dlt_* headers is too large ({last})")
 
@@ -96,7 +105,10 @@ class DeadLetterProducer:
         delivery = {}
         try:
             self._get_producer().produce(
-                self.topic, key=key, value=value, headers=headers,
+                self.topic,
+                key=key,
+                value=value,
+                headers=headers,
                 on_delivery=lambda err, delivered: delivery.update(error=err, message=delivered),
             )
             self._producer.flush(self.timeout + 5)
@@ -104,7 +116,7 @@ class DeadLetterProducer:
             if exc.args and exc.args[0].name() in TOO_LARGE_ERRORS:
                 raise _TooLarge(exc.args[0].name()) from None
             raise DeadLetterError(self.topic, repr(exc)) from exc
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             # BufferError and the like: the message is not stored.
             raise DeadLetterError(self.topic, repr(exc)) from exc
         if "error" not in delivery:

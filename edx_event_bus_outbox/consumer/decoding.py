@@ -5,6 +5,7 @@ Cheap checks run first. Error texts name headers, sizes and schema ids, never pa
 A registry that cannot be reached is *not* the message's fault: that raises
 ``RegistryUnavailable`` so that the caller waits and retries instead of discarding the message.
 """
+
 from typing import NamedTuple
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -67,7 +68,7 @@ def _read_value(msg, signal):
         return value_reader(signal)(value)
     except UnreadableWriterSchema as exc:
         raise UnusableMessage("wrong_schema", f"{exc}; the value cannot be read as {signal.event_type}") from None
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  any decoding failure makes the message unusable
         # Only the class: the message of an Avro or attrs error can quote the data it choked on.
         raise UnusableMessage(
             "undecodable_value",
@@ -89,5 +90,5 @@ def _load_writer_schema(schema_id: int):
         raise RegistryUnavailable(schema_id, exc) from exc
     except UnreadableWriterSchema as exc:
         raise UnusableMessage("wrong_schema", str(exc)) from None
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:
         raise RegistryUnavailable(schema_id, exc) from exc

@@ -8,10 +8,12 @@ receiver's exception instead of raising it. Failed receivers are then called aga
 with the same arguments, after a backoff -- a receiver that succeeded is not called twice
 because another one failed.
 """
+
 import logging
 import sys
 import types
-from typing import Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from openedx_events.exceptions import SenderValidationError
@@ -73,7 +75,8 @@ def receiver_id(receiver) -> str:
         if not isinstance(explicit, str) or not 0 < len(explicit) <= RECEIVER_NAME_LENGTH:
             raise ReceiverIdentityError(
                 f"Receiver {receiver_name(receiver)} has {RECEIVER_ID_ATTRIBUTE}={explicit!r}; it must be a "
-                f"non-empty string of at most {RECEIVER_NAME_LENGTH} characters.")
+                f"non-empty string of at most {RECEIVER_NAME_LENGTH} characters."
+            )
         return explicit
     name = _importable_name(receiver)
     if name is None or len(name) > RECEIVER_NAME_LENGTH:
@@ -82,7 +85,8 @@ def receiver_id(receiver) -> str:
             "can rely on: its module.qualname is shared with other receivers, or does not lead back to it "
             f"(lambdas, closures, partials, bound methods, callable objects), or is longer than "
             f"{RECEIVER_NAME_LENGTH} characters. Give it a unique `{RECEIVER_ID_ATTRIBUTE}` string attribute, "
-            "connect a module-level function instead, or turn EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE off.")
+            "connect a module-level function instead, or turn EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE off."
+        )
     return name
 
 
@@ -116,18 +120,26 @@ def check_receiver_ids(signals) -> None:
                 raise ReceiverIdentityError(
                     f"Receivers {receiver_name(seen[identity])} and {receiver_name(receiver)} of "
                     f"{signal.event_type} share the identity {identity!r}; deduplication would take one for "
-                    f"the other. Give them different `{RECEIVER_ID_ATTRIBUTE}` values.")
+                    f"the other. Give them different `{RECEIVER_ID_ATTRIBUTE}` values."
+                )
             seen[identity] = receiver
 
 
 def live_receivers(signal) -> list:
     # Django has no public way to list receivers; 4.2 returns a list, 5.x (sync, async) lists.
-    found = signal._live_receivers(None)  # pylint: disable=protected-access
+    found = signal._live_receivers(None)
     return [*found[0], *found[1]] if isinstance(found, tuple) else list(found)
 
 
-def emit(event: ConsumedEvent, policy: RetryPolicy, *, wait: Callable[[float], None], prepare: Callable[[], None],
-         already_handled: Iterable[str] = (), record: Callable[[list], None] = None) -> Outcome:
+def emit(
+    event: ConsumedEvent,
+    policy: RetryPolicy,
+    *,
+    wait: Callable[[float], None],
+    prepare: Callable[[], None],
+    already_handled: Iterable[str] = (),
+    record: Callable[[list], None] = None,
+) -> Outcome:
     """
     Deliver ``event``; returns the receivers that still fail after ``policy.max_retries`` retries.
 
@@ -136,23 +148,37 @@ def emit(event: ConsumedEvent, policy: RetryPolicy, *, wait: Callable[[float], N
     to abandon the message); ``prepare`` runs before each retry.
     """
     already_handled = set(already_handled)
-    targets = [WHOLE_SIGNAL] if not already_handled else [
-        receiver for receiver in live_receivers(event.signal) if receiver_id(receiver) not in already_handled
-    ]
+    targets = (
+        [WHOLE_SIGNAL]
+        if not already_handled
+        else [receiver for receiver in live_receivers(event.signal) if receiver_id(receiver) not in already_handled]
+    )
     retry = 0
     while True:
         results = _attempt(event, targets)
         failed = [(target, result) for target, result in results if isinstance(result, BaseException)]
         if record:
-            record([target for target, result in results
-                    if target is not WHOLE_SIGNAL and not isinstance(result, BaseException)])
+            record(
+                [
+                    target
+                    for target, result in results
+                    if target is not WHOLE_SIGNAL and not isinstance(result, BaseException)
+                ]
+            )
         if not failed or retry >= policy.max_retries:
             return Outcome([(receiver_name(target), error) for target, error in failed], retry)
         retry += 1
         delay = policy.delay(retry)
-        logger.warning("%d receiver(s) failed for event_id=%s type=%s; retry %d of %d in %.2fs: %s",
-                       len(failed), event.metadata.id, event.metadata.event_type, retry, policy.max_retries, delay,
-                       ", ".join(receiver_name(target) for target, _ in failed))
+        logger.warning(
+            "%d receiver(s) failed for event_id=%s type=%s; retry %d of %d in %.2fs: %s",
+            len(failed),
+            event.metadata.id,
+            event.metadata.event_type,
+            retry,
+            policy.max_retries,
+            delay,
+            ", ".join(receiver_name(target) for target, _ in failed),
+        )
         wait(delay)
         prepare()
         targets = [target for target, _ in failed]
@@ -176,7 +202,7 @@ def _send(event) -> list:
     except SenderValidationError as exc:
         # The data does not fit the signal: retrying cannot help.
         raise UnusableMessage("invalid_event_data", f"openedx-events rejected the data: {exc}") from exc
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:
         logger.exception("Sending %s raised for event_id=%s", event.metadata.event_type, event.metadata.id)
         return [(WHOLE_SIGNAL, exc)]
 
@@ -188,7 +214,11 @@ def _call(receiver, event):
         if iscoroutinefunction(receiver):
             return async_to_sync(receiver)(signal=event.signal, sender=None, **kwargs)
         return receiver(signal=event.signal, sender=None, **kwargs)
-    except Exception as exc:  # pylint: disable=broad-except
-        logger.exception("Receiver %s failed for event_id=%s type=%s",
-                         receiver_name(receiver), event.metadata.id, event.metadata.event_type)
+    except Exception as exc:
+        logger.exception(
+            "Receiver %s failed for event_id=%s type=%s",
+            receiver_name(receiver),
+            event.metadata.id,
+            event.metadata.event_type,
+        )
         return exc

@@ -1,4 +1,5 @@
 """Errors of the consumer. Those an operator sees say what to do about them."""
+
 from confluent_kafka import KafkaException
 
 from ..exceptions import OutboxConfigurationError, OutboxError

@@ -6,6 +6,7 @@ receiver runs, then *done* (``claimed_by`` empty) once it succeeded; a failed re
 is deleted. Each step is one statement in autocommit, atomic on every database, so of two
 consumers holding the same message only one holds a receiver's claim. See ADR 12.
 """
+
 from datetime import timedelta
 
 from django.utils import timezone
@@ -32,27 +33,35 @@ def claim(group_id: str, event_id, receiver_ids, token: str, stale_after: float)
     """
     now = timezone.now()
     ConsumerInboxEntry.objects.using(conf.database_alias()).bulk_create(
-        [ConsumerInboxEntry(group_id=group_id, event_id=event_id, receiver=receiver, processed_at=now,
-                            claimed_by=token) for receiver in receiver_ids],
+        [
+            ConsumerInboxEntry(
+                group_id=group_id, event_id=event_id, receiver=receiver, processed_at=now, claimed_by=token
+            )
+            for receiver in receiver_ids
+        ],
         ignore_conflicts=True,
     )
     rows = _rows(group_id, event_id).filter(receiver__in=list(receiver_ids))
     # The WHERE is re-checked on the locked row, so of two consumers taking over one claim only one does.
-    rows.filter(claimed_by__isnull=False, processed_at__lt=now - timedelta(seconds=stale_after)) \
-        .exclude(claimed_by=token).update(claimed_by=token, processed_at=now)
+    rows.filter(claimed_by__isnull=False, processed_at__lt=now - timedelta(seconds=stale_after)).exclude(
+        claimed_by=token
+    ).update(claimed_by=token, processed_at=now)
     return set(rows.filter(claimed_by=token).values_list("receiver", flat=True))
 
 
 def record(group_id: str, event_id, receiver_ids) -> None:
     """Receivers that succeeded: done, whoever held their claims; a row missing is written."""
     now = timezone.now()
-    updated = _rows(group_id, event_id).filter(receiver__in=list(receiver_ids)).update(claimed_by=None,
-                                                                                       processed_at=now)
+    updated = (
+        _rows(group_id, event_id).filter(receiver__in=list(receiver_ids)).update(claimed_by=None, processed_at=now)
+    )
     if updated == len(receiver_ids):
         return
     ConsumerInboxEntry.objects.using(conf.database_alias()).bulk_create(
-        [ConsumerInboxEntry(group_id=group_id, event_id=event_id, receiver=receiver, processed_at=now)
-         for receiver in receiver_ids],
+        [
+            ConsumerInboxEntry(group_id=group_id, event_id=event_id, receiver=receiver, processed_at=now)
+            for receiver in receiver_ids
+        ],
         ignore_conflicts=True,
     )
 

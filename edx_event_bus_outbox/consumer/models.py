@@ -1,4 +1,5 @@
 """The consumer inbox: which receiver already handled which event, per consumer group."""
+
 from django.db import models
 
 
@@ -17,8 +18,9 @@ class ConsumerInboxEntry(models.Model):
     event_id = models.UUIDField()
     receiver = models.CharField(max_length=200, help_text="module.qualname of the receiver function")
     processed_at = models.DateTimeField(db_index=True)  # when done; while claimed, when claimed
-    claimed_by = models.CharField(max_length=32, null=True, blank=True,
-                                  help_text="the consumer running the receiver now; empty once it succeeded")
+    claimed_by = models.CharField(
+        max_length=32, null=True, blank=True, help_text="the consumer running the receiver now; empty once it succeeded"
+    )
 
     class Meta:
         app_label = "edx_event_bus_outbox"

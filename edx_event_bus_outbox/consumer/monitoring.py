@@ -3,6 +3,7 @@ Custom attributes, traces and audit log lines, named as edx-event-bus-kafka name
 existing dashboards and alerts keep working. Nothing here ever logs a payload or a key (keys
 can be usernames or emails).
 """
+
 import logging
 import platform
 
@@ -15,16 +16,26 @@ logger = logging.getLogger(__name__)
 
 SHOWN_HEADER_LENGTH = 100  # an event id or type is shorter; a damaged header can be any size
 
-__all__ = ["function_trace", "message_attributes", "error_attributes", "outcome_attributes", "audit_received",
-           "audit_done", "record_error", "describe"]
+__all__ = [
+    "function_trace",
+    "message_attributes",
+    "error_attributes",
+    "outcome_attributes",
+    "audit_received",
+    "audit_done",
+    "record_error",
+    "describe",
+]
 
 
 def describe(msg) -> str:
     """How log lines name a message: where it is and which event it carries, never what it says."""
     headers = _headers(msg)
-    return (f"topic={msg.topic()} partition={msg.partition()} offset={msg.offset()} "
-            f"event_id={','.join(_safe_values(headers, 'ce_id')) or None} "
-            f"event_type={','.join(_safe_values(headers, 'ce_type')) or None}")
+    return (
+        f"topic={msg.topic()} partition={msg.partition()} offset={msg.offset()} "
+        f"event_id={','.join(_safe_values(headers, 'ce_id')) or None} "
+        f"event_type={','.join(_safe_values(headers, 'ce_type')) or None}"
+    )
 
 
 def _headers(msg) -> list:
@@ -80,7 +91,7 @@ def message_attributes(run_context, msg):
             # .. custom_attribute_name: kafka_event_type
             # .. custom_attribute_description: The message's ``ce_type`` header(s), comma-joined.
             set_custom_attribute("kafka_event_type", ",".join(types))
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  monitoring must never stop consumption
         # Monitoring must never stop consumption.
         set_custom_attribute("kafka_monitoring_error", repr(exc))
 
@@ -118,8 +129,12 @@ def audit_done(msg, outcome):
     identifiers halves the logging cost, which is a large share of a fast consumer's time.
     """
     timestamp_type, timestamp_ms = msg.timestamp()
-    logger.info("Message from Kafka %s: %s event_timestamp_ms=%s",
-                outcome, describe(msg), timestamp_ms if timestamp_type else "none")  # 0: TIMESTAMP_NOT_AVAILABLE
+    logger.info(
+        "Message from Kafka %s: %s event_timestamp_ms=%s",
+        outcome,
+        describe(msg),
+        timestamp_ms if timestamp_type else "none",
+    )  # 0: TIMESTAMP_NOT_AVAILABLE
 
 
 def record_error(run_context, error, msg=None):
@@ -127,8 +142,12 @@ def record_error(run_context, error, msg=None):
     where = describe(msg) if msg is not None else "no event available"
     try:
         raise error
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         # record_exception reads the exception being handled, hence the raise above.
         record_exception()
-        logger.exception("Error consuming event from Kafka: %r in context %s -- %s",
-                         error, ", ".join(f"{k}={v!r}" for k, v in run_context.items()), where)
+        logger.exception(
+            "Error consuming event from Kafka: %r in context %s -- %s",
+            error,
+            ", ".join(f"{k}={v!r}" for k, v in run_context.items()),
+            where,
+        )

@@ -6,6 +6,7 @@ partition's next-offset-to-commit, so a commit can never cover a message that is
 handled. Commits are synchronous and batched in time (``EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS``);
 see docs/decisions/0006-consumer-at-least-once.rst.
 """
+
 import logging
 import time
 
@@ -46,8 +47,11 @@ class OffsetTracker:
         try:
             results = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            logger.warning("Could not commit offsets %s (%s); they will be committed at the next chance.",
-                           _describe(offsets), exc.args[0])
+            logger.warning(
+                "Could not commit offsets %s (%s); they will be committed at the next chance.",
+                _describe(offsets),
+                exc.args[0],
+            )
             return False
         failed = {(tp.topic, tp.partition) for tp in results or [] if tp.error is not None}
         if failed:
@@ -58,18 +62,21 @@ class OffsetTracker:
         self._last_commit = self._clock()
         return not failed
 
-    def on_revoke(self, consumer, partitions):  # pylint: disable=unused-argument
+    def on_revoke(self, _consumer, partitions):
         """Before a rebalance takes partitions away, commit what was done with them."""
         revoked = {(p.topic, p.partition) for p in partitions}
         self.commit(revoked)
         self._forget(revoked)
 
-    def on_lost(self, consumer, partitions):  # pylint: disable=unused-argument
+    def on_lost(self, _consumer, partitions):
         """Partitions already owned by someone else: too late to commit; they re-deliver from the last commit."""
         lost = {(p.topic, p.partition) for p in partitions}
         if lost & set(self._pending):
-            logger.warning("Partitions %s were lost before their offsets were committed; their last "
-                           "messages will be handled again by the new owner.", sorted(lost))
+            logger.warning(
+                "Partitions %s were lost before their offsets were committed; their last "
+                "messages will be handled again by the new owner.",
+                sorted(lost),
+            )
         self._forget(lost)
 
     def _forget(self, keys):

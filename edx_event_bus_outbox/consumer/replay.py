@@ -7,8 +7,9 @@ end when there is none. Later assignments of the same partition (rebalances) res
 committed offset, so a rebalance does not replay again. Unlike edx-event-bus-kafka, which only
 resets offsets and sleeps, this consumer processes the replayed messages and everything after.
 """
+
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from confluent_kafka import TopicPartition
 
@@ -29,18 +30,20 @@ def parse_offset_time(value) -> datetime:
             parsed = datetime.fromisoformat(str(value))
         except ValueError as exc:
             raise ConsumerConfigurationError(
-                f"offset_time {value!r} is not an ISO-8601 timestamp; use e.g. \"2026-01-01T00:00:00Z\"."
+                f'offset_time {value!r} is not an ISO-8601 timestamp; use e.g. "2026-01-01T00:00:00Z".'
             ) from exc
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
         logger.warning("offset_time %r has no timezone; reading it as UTC: %s", str(value), parsed.isoformat())
     return parsed
 
 
 def is_incremental(kafka_config: dict) -> bool:
     """Cooperative rebalancing hands over partitions incrementally, and needs incremental_assign."""
-    return ("cooperative" in str(kafka_config.get("partition.assignment.strategy", ""))
-            or kafka_config.get("group.protocol") == "consumer")
+    return (
+        "cooperative" in str(kafka_config.get("partition.assignment.strategy", ""))
+        or kafka_config.get("group.protocol") == "consumer"
+    )
 
 
 class ReplayFrom:
@@ -75,9 +78,18 @@ class ReplayFrom:
             )
         for p in found:
             if p.offset == OFFSET_END:
-                logger.info("Replay: %s[%s] has no message at or after %s; starting at its end.",
-                            p.topic, p.partition, self.start.isoformat())
+                logger.info(
+                    "Replay: %s[%s] has no message at or after %s; starting at its end.",
+                    p.topic,
+                    p.partition,
+                    self.start.isoformat(),
+                )
             else:
-                logger.info("Replay: %s[%s] starts at offset %s, its first message at or after %s.",
-                            p.topic, p.partition, p.offset, self.start.isoformat())
+                logger.info(
+                    "Replay: %s[%s] starts at offset %s, its first message at or after %s.",
+                    p.topic,
+                    p.partition,
+                    p.offset,
+                    self.start.isoformat(),
+                )
         return {(p.topic, p.partition): p.offset for p in found}

@@ -1,4 +1,5 @@
 """SIGTERM becomes a graceful stop: finish the current message, commit, close, exit."""
+
 import signal
 import threading
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ def stop_on_sigterm(stop):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop())
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop())
     try:
         yield
     finally:

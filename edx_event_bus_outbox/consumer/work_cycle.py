@@ -5,6 +5,7 @@ The consumer is one long "request", so without this a database connection that b
 outlived ``CONN_MAX_AGE``) would stay broken, and receivers relying on the request cache
 would see the previous event's values. See openedx-events issue #236.
 """
+
 from django.db import close_old_connections
 from edx_django_utils.cache import RequestCache
 

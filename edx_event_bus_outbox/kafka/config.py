@@ -1,4 +1,5 @@
 """Turn Django settings into librdkafka and schema registry configuration."""
+
 from functools import lru_cache
 
 from django.dispatch import receiver
@@ -25,12 +26,14 @@ def common_client_config() -> dict:
     config = {"bootstrap.servers": servers}
     key, secret = conf.kafka_api_key(), conf.kafka_api_secret()
     if key and secret:
-        config.update({
-            "sasl.mechanism": "PLAIN",
-            "security.protocol": "SASL_SSL",
-            "sasl.username": key,
-            "sasl.password": secret,
-        })
+        config.update(
+            {
+                "sasl.mechanism": "PLAIN",
+                "security.protocol": "SASL_SSL",
+                "sasl.username": key,
+                "sasl.password": secret,
+            }
+        )
     client_id = get_service_name()
     if client_id:
         config["client.id"] = client_id
@@ -44,10 +47,12 @@ def producer_config(**overrides) -> dict:
     Ordering per key depends on this (see docs/decisions/0001-ordering-and-claiming.rst).
     """
     config = common_client_config()
-    config.update({
-        "enable.idempotence": True,
-        "acks": "all",
-    })
+    config.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     config.update(overrides)
     return config
 
@@ -55,7 +60,8 @@ def producer_config(**overrides) -> dict:
 @lru_cache(maxsize=1)
 def schema_registry_client():
     """One registry client per process; it caches schema ids, which is what makes it cheap."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # pylint: disable=import-outside-toplevel
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
     url = conf.schema_registry_url()
     if not url:
         raise OutboxConfigurationError(
@@ -70,7 +76,7 @@ def schema_registry_client():
 
 
 @receiver(setting_changed)
-def _forget_cached_clients(**kwargs):  # pylint: disable=unused-argument
+def _forget_cached_clients(**kwargs):
     schema_registry_client.cache_clear()
 
 
@@ -87,9 +93,11 @@ def consumer_config(group_id: str, **overrides) -> dict:
     """
     config = common_client_config()
     config.update(overrides)
-    config.update({
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-    })
+    config.update(
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    )
     return config

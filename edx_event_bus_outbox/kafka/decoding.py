@@ -1,9 +1,10 @@
 """
 Confluent-framed Avro bytes -> a signal's ``send_event`` data, with the local schema as reader.
 """
+
 import io
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import fastavro
 from django.dispatch import receiver
@@ -39,10 +40,11 @@ def writer_schema(schema_id: int) -> dict:
         raise UnreadableWriterSchema(f"writer schema {schema_id} is a {registered.schema_type} schema, not Avro")
     try:
         return fastavro.parse_schema(json.loads(registered.schema_str))
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  any parse failure means "not Avro"
         # json and fastavro raise ValueError, KeyError, TypeError... for text that is not Avro.
-        raise UnreadableWriterSchema(f"writer schema {schema_id} does not parse as Avro ({type(exc).__name__})") \
-            from None
+        raise UnreadableWriterSchema(
+            f"writer schema {schema_id} does not parse as Avro ({type(exc).__name__})"
+        ) from None
 
 
 def record_name(schema):
@@ -90,19 +92,20 @@ class ValueReader:
         signal's value of the same shape would resolve silently: the full names must be equal.
         """
         if record_name(writer) != self._name:
-            raise UnreadableWriterSchema(f"writer schema {schema_id} is {record_name(writer) or 'not a record'}, "
-                                         f"not {self._name}")
+            raise UnreadableWriterSchema(
+                f"writer schema {schema_id} is {record_name(writer) or 'not a record'}, not {self._name}"
+            )
         # fastavro would compare the two schemas on every call to skip resolving identical ones.
         return None if writer == self._local_schema else self._local_schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def value_reader(signal) -> ValueReader:
     """One reader per signal: building the local schema walks the signal's attrs classes."""
     return ValueReader(signal)
 
 
 @receiver(setting_changed)
-def _forget_cached_readers(**kwargs):  # pylint: disable=unused-argument
+def _forget_cached_readers(**kwargs):
     value_reader.cache_clear()
     writer_schema.cache_clear()

@@ -4,9 +4,10 @@ Avro-ready data -> Confluent-framed Avro bytes, registering schemas with the reg
 Subjects follow ``TopicRecordNameStrategy``, as edx-event-bus-kafka's do, so both register
 the same subjects and produce the same bytes.
 """
+
 import io
 import json
-from functools import lru_cache
+from functools import cache
 
 import fastavro
 from django.dispatch import receiver
@@ -30,12 +31,13 @@ class RegisteredAvroSerializer:
     """
 
     def __init__(self, client, schema_string: str):
-        # pylint: disable=import-outside-toplevel
+
         from confluent_kafka.schema_registry import topic_record_subject_name_strategy
         from confluent_kafka.schema_registry.avro import AvroSerializer
 
-        self.serializer = AvroSerializer(client, schema_string,
-                                         conf={"subject.name.strategy": topic_record_subject_name_strategy})
+        self.serializer = AvroSerializer(
+            client, schema_string, conf={"subject.name.strategy": topic_record_subject_name_strategy}
+        )
         self.parsed_schema = fastavro.parse_schema(json.loads(schema_string))
         self.frame_by_topic = {}
 
@@ -51,7 +53,7 @@ class RegisteredAvroSerializer:
         return out.getvalue()
 
 
-@lru_cache(maxsize=None)
+@cache
 def avro_serializers(signal, event_key_field: str):
     """
     ``(key_serializer, value_serializer)`` taking Avro-ready data (already through ``to_dict``).
@@ -59,10 +61,12 @@ def avro_serializers(signal, event_key_field: str):
     Cached per signal and key path: after a topic's first event only the Avro encoding remains.
     """
     client = schema_registry_client()
-    return (RegisteredAvroSerializer(client, key_schema_string(signal, event_key_field)),
-            RegisteredAvroSerializer(client, signal_serializer(signal).schema_string()))
+    return (
+        RegisteredAvroSerializer(client, key_schema_string(signal, event_key_field)),
+        RegisteredAvroSerializer(client, signal_serializer(signal).schema_string()),
+    )
 
 
 @receiver(setting_changed)
-def _forget_cached_serializers(**kwargs):  # pylint: disable=unused-argument
+def _forget_cached_serializers(**kwargs):
     avro_serializers.cache_clear()

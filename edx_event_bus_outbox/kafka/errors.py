@@ -4,18 +4,21 @@ What a Kafka or schema registry error says about its cause: this message, or the
 The relay and the consumer act on the answer differently (a dead row, a dead-lettered
 message, a retry), so the classification itself is written once, here.
 """
+
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 # Delivery-report and produce() errors that mean "this message", not "the cluster".
-PERMANENT_KAFKA_ERRORS = frozenset({
-    "MSG_SIZE_TOO_LARGE",
-    "INVALID_RECORD",
-    "CORRUPT_MESSAGE",
-    "INVALID_MSG",
-    "_MSG_SIZE_TOO_LARGE",
-    "RECORD_LIST_TOO_LARGE",
-    "_INVALID_ARG",
-})
+PERMANENT_KAFKA_ERRORS = frozenset(
+    {
+        "MSG_SIZE_TOO_LARGE",
+        "INVALID_RECORD",
+        "CORRUPT_MESSAGE",
+        "INVALID_MSG",
+        "_MSG_SIZE_TOO_LARGE",
+        "RECORD_LIST_TOO_LARGE",
+        "_INVALID_ARG",
+    }
+)
 
 # Registry answers that reject the schema itself (Confluent: 409 incompatible, 422 invalid).
 SCHEMA_REJECTED_STATUSES = frozenset({409, 422})

@@ -3,6 +3,7 @@ CloudEvents headers <-> ``EventsMetadata``, exactly as edx-event-bus-kafka write
 
 Header order matches edx-event-bus-kafka too, so that the messages are byte-identical.
 """
+
 import re
 from datetime import datetime
 from uuid import UUID
@@ -93,8 +94,9 @@ class MessageHeaderError(OutboxError, ValueError):
         super().__init__(f"header {header!r} is {problem.replace('_', ' ')}: {detail}")
 
 
-def event_headers(*, event_type: str, event_id, source: str, time: datetime, minorversion: int,
-                  sourcehost: str, sourcelib: str) -> list:
+def event_headers(
+    *, event_type: str, event_id, source: str, time: datetime, minorversion: int, sourcehost: str, sourcelib: str
+) -> list:
     """
     The message headers for an event, as ``(name, bytes)`` pairs, from the metadata's values.
 
@@ -115,9 +117,15 @@ def event_headers(*, event_type: str, event_id, source: str, time: datetime, min
 
 def headers_from_metadata(metadata: EventsMetadata) -> list:
     """The message headers for an event, as ``(name, bytes)`` pairs."""
-    return event_headers(event_type=metadata.event_type, event_id=metadata.id, source=metadata.source,
-                         time=metadata.time, minorversion=metadata.minorversion, sourcehost=metadata.sourcehost,
-                         sourcelib=dotted_version(metadata.sourcelib))
+    return event_headers(
+        event_type=metadata.event_type,
+        event_id=metadata.id,
+        source=metadata.source,
+        time=metadata.time,
+        minorversion=metadata.minorversion,
+        sourcehost=metadata.sourcehost,
+        sourcelib=dotted_version(metadata.sourcelib),
+    )
 
 
 def header_values(headers, name: str) -> list:
@@ -132,9 +140,10 @@ def message_headers(msg) -> list:
     """
     try:
         return msg.headers() or []
-    except Exception as exc:  # pylint: disable=broad-except
-        raise MessageHeaderError("(names)", "unreadable", f"confluent-kafka cannot read them ({type(exc).__name__})") \
-            from None
+    except Exception as exc:  # noqa: BLE001  a message object that cannot list its headers is unusable
+        raise MessageHeaderError(
+            "(names)", "unreadable", f"confluent-kafka cannot read them ({type(exc).__name__})"
+        ) from None
 
 
 def _text(name: str, raw) -> str:
@@ -178,5 +187,6 @@ def metadata_from_headers(headers) -> EventsMetadata:
     try:
         return EventsMetadata(**kwargs)
     except (TypeError, ValueError) as exc:  # openedx-events' own checks, should they grow stricter
-        raise MessageHeaderError("ce_*", "invalid", f"openedx-events refused the metadata ({type(exc).__name__})") \
-            from None
+        raise MessageHeaderError(
+            "ce_*", "invalid", f"openedx-events refused the metadata ({type(exc).__name__})"
+        ) from None

@@ -4,6 +4,7 @@ Build the exact Kafka message for an event: topic, Avro key, Avro value and head
 The relay and the ``on-commit`` mode both publish through ``encode_message``, so an event
 is byte-identical whichever way it travels.
 """
+
 from typing import NamedTuple
 
 from confluent_kafka.serialization import MessageField, SerializationContext

@@ -4,8 +4,9 @@ Avro schemas and event keys of openedx-events signals, by edx-event-bus-kafka's 
 The rules (key lookup, key sub-schema) are edx-event-bus-kafka's, so keys and values are
 byte-identical and land on the same partitions. ``encoding`` and ``decoding`` build on them.
 """
+
 import json
-from functools import lru_cache
+from functools import cache
 
 from openedx_events.event_bus.avro.serializer import AvroSignalSerializer
 
@@ -16,7 +17,7 @@ class EventKeyNotFound(OutboxError, LookupError):
     """The dotted ``event_key_field`` path does not exist in the event data."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def signal_serializer(signal) -> AvroSignalSerializer:
     """Building a signal's Avro schema walks its attrs classes; do it once per signal."""
     return AvroSignalSerializer(signal)
@@ -37,7 +38,7 @@ def extract_event_key(event_data, event_key_field: str):
     return current
 
 
-@lru_cache(maxsize=None)
+@cache
 def key_schema(signal, event_key_field: str) -> dict:
     """The Avro field entry found by descending ``event_key_field`` through the signal's schema."""
     schema = signal_serializer(signal).schema

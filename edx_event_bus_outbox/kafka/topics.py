@@ -11,6 +11,7 @@ topic -- tests, the demo, the benchmarks, chaos, the stack smoke check -- goes t
 
 Needs no Django settings: the caller passes the librdkafka client configuration.
 """
+
 import time
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -21,8 +22,14 @@ from ..exceptions import TopicNotReadyError
 POLL_INTERVAL = 0.2  # seconds between readiness checks; leaders appear within a second or two
 
 
-def create_topics(client_config: dict, partitions: dict, *, timeout: float = 60.0, exist_ok: bool = False,
-                  topic_config: dict | None = None) -> None:
+def create_topics(
+    client_config: dict,
+    partitions: dict,
+    *,
+    timeout: float = 60.0,
+    exist_ok: bool = False,
+    topic_config: dict | None = None,
+) -> None:
     """
     Create each topic of ``partitions`` (name -> partition count) and return once every
     partition of every topic has a leader that answers for it.
@@ -41,8 +48,10 @@ def _create(admin, partitions, deadline, exist_ok, topic_config):
     """Partitions to wait for, by topic: as asked for a new topic, at least one for one that existed."""
     pending, expected = dict(partitions), {}
     while pending:
-        new = [NewTopic(name, num_partitions=count, replication_factor=-1, config=topic_config)
-               for name, count in pending.items()]
+        new = [
+            NewTopic(name, num_partitions=count, replication_factor=-1, config=topic_config)
+            for name, count in pending.items()
+        ]
         wait = _remaining(deadline, cap=30)
         futures = admin.create_topics(new, operation_timeout=wait, request_timeout=wait)
         for name, future in futures.items():
@@ -53,8 +62,9 @@ def _create(admin, partitions, deadline, exist_ok, topic_config):
                 expected[name] = 1
                 del pending[name]
             elif not error.retriable() or time.monotonic() >= deadline:
-                raise TopicNotReadyError(name, f"could not be created: {error.str().rstrip('.')}; fix what the "
-                                         "broker names and retry")
+                raise TopicNotReadyError(
+                    name, f"could not be created: {error.str().rstrip('.')}; fix what the broker names and retry"
+                )
         if pending:
             time.sleep(POLL_INTERVAL)
     return expected
@@ -67,8 +77,9 @@ def _error_of(name, future, deadline):
     except KafkaException as exc:
         return exc.args[0]
     except TimeoutError as exc:
-        raise TopicNotReadyError(name, "could not be created: the broker did not answer; check that it is up "
-                                 "and retry") from exc
+        raise TopicNotReadyError(
+            name, "could not be created: the broker did not answer; check that it is up and retry"
+        ) from exc
     return None
 
 
@@ -78,9 +89,12 @@ def _wait_for_leaders(admin, partitions, deadline, timeout):
         if problem is None:
             return
         if time.monotonic() >= deadline:
-            raise TopicNotReadyError(", ".join(partitions), f"has partitions without a leader after {timeout:g}s "
-                                     f"(last seen: {problem}); check that the broker is up and elects "
-                                     "partition leaders (its log says why not), then retry")
+            raise TopicNotReadyError(
+                ", ".join(partitions),
+                f"has partitions without a leader after {timeout:g}s "
+                f"(last seen: {problem}); check that the broker is up and elects "
+                "partition leaders (its log says why not), then retry",
+            )
         time.sleep(POLL_INTERVAL)
 
 

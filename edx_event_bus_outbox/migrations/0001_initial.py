@@ -6,42 +6,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('event_id', models.UUIDField(help_text='ce_id header; unique per topic (one event may go to several topics)')),
-                ('event_type', models.CharField(help_text='ce_type header, e.g. org.openedx...v1', max_length=255)),
-                ('topic', models.CharField(help_text='Un-prefixed topic; also the relay lane', max_length=255)),
-                ('event_key_field', models.CharField(max_length=255)),
-                ('event_key', models.JSONField(help_text='Avro-ready key, from the event data at event_key_field')),
-                ('payload', models.JSONField(help_text='Avro-ready event data (AvroSignalSerializer.to_dict); may hold PII')),
-                ('event_time', models.DateTimeField(help_text='ce_time header')),
-                ('minorversion', models.PositiveIntegerField(default=0, help_text='ce_minorversion header')),
-                ('source', models.CharField(help_text='ce_source header', max_length=255)),
-                ('sourcehost', models.CharField(max_length=255)),
-                ('sourcelib', models.CharField(help_text='openedx-events version, dotted', max_length=64)),
-                ('status', model_utils.fields.StatusField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('dead', 'Dead')], default='pending', max_length=100, no_check_for_status=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('created', model_utils.fields.AutoCreatedField(db_index=True, default=django.utils.timezone.now, editable=False)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('partition', models.IntegerField(blank=True, null=True)),
-                ('offset', models.BigIntegerField(blank=True, null=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "event_id",
+                    models.UUIDField(help_text="ce_id header; unique per topic (one event may go to several topics)"),
+                ),
+                ("event_type", models.CharField(help_text="ce_type header, e.g. org.openedx...v1", max_length=255)),
+                ("topic", models.CharField(help_text="Un-prefixed topic; also the relay lane", max_length=255)),
+                ("event_key_field", models.CharField(max_length=255)),
+                ("event_key", models.JSONField(help_text="Avro-ready key, from the event data at event_key_field")),
+                (
+                    "payload",
+                    models.JSONField(help_text="Avro-ready event data (AvroSignalSerializer.to_dict); may hold PII"),
+                ),
+                ("event_time", models.DateTimeField(help_text="ce_time header")),
+                ("minorversion", models.PositiveIntegerField(default=0, help_text="ce_minorversion header")),
+                ("source", models.CharField(help_text="ce_source header", max_length=255)),
+                ("sourcehost", models.CharField(max_length=255)),
+                ("sourcelib", models.CharField(help_text="openedx-events version, dotted", max_length=64)),
+                (
+                    "status",
+                    model_utils.fields.StatusField(
+                        choices=[("pending", "Pending"), ("sent", "Sent"), ("dead", "Dead")],
+                        default="pending",
+                        max_length=100,
+                        no_check_for_status=True,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created",
+                    model_utils.fields.AutoCreatedField(
+                        db_index=True, default=django.utils.timezone.now, editable=False
+                    ),
+                ),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("partition", models.IntegerField(blank=True, null=True)),
+                ("offset", models.BigIntegerField(blank=True, null=True)),
             ],
             options={
-                'db_table': 'edx_event_bus_outbox_event',
-                'permissions': [('view_outboxevent_payload', 'Can view outbox event payloads (may contain PII)'), ('requeue_outboxevent', 'Can requeue dead outbox events')],
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['topic', 'id'], name='outbox_pending_lane_idx'), models.Index(fields=['status', 'sent_at'], name='outbox_status_sent_idx')],
-                'constraints': [models.UniqueConstraint(fields=('event_id', 'topic'), name='outbox_event_id_topic_uniq')],
+                "db_table": "edx_event_bus_outbox_event",
+                "permissions": [
+                    ("view_outboxevent_payload", "Can view outbox event payloads (may contain PII)"),
+                    ("requeue_outboxevent", "Can requeue dead outbox events"),
+                ],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["topic", "id"],
+                        name="outbox_pending_lane_idx",
+                    ),
+                    models.Index(fields=["status", "sent_at"], name="outbox_status_sent_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("event_id", "topic"), name="outbox_event_id_topic_uniq")
+                ],
             },
         ),
     ]

@@ -3,6 +3,7 @@ MySQL and MariaDB ignore the partial index of 0001 (they have no partial indexes
 would leave claiming as a full scan there. Give them a composite index that serves the
 same query: ``WHERE status = 'pending' AND topic = %s ORDER BY id``.
 """
+
 from django.db import migrations
 
 INDEX = "outbox_status_lane_idx"

@@ -4,23 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('edx_event_bus_outbox', '0002_mysql_pending_index'),
+        ("edx_event_bus_outbox", "0002_mysql_pending_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RelayLease',
+            name="RelayLease",
             fields=[
-                ('lane', models.CharField(max_length=255, primary_key=True, serialize=False)),
-                ('token', models.CharField(blank=True, default='', max_length=64)),
-                ('holder', models.CharField(blank=True, default='', help_text='host:pid of the relay', max_length=255)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
+                ("lane", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("token", models.CharField(blank=True, default="", max_length=64)),
+                ("holder", models.CharField(blank=True, default="", help_text="host:pid of the relay", max_length=255)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'db_table': 'edx_event_bus_outbox_lease',
+                "db_table": "edx_event_bus_outbox_lease",
             },
         ),
     ]

@@ -5,6 +5,7 @@ A statement-level trigger costs the request no extra round trip. PostgreSQL fold
 notifications of one transaction into one, and delivers them only at commit, so a rolled
 back insert never wakes anybody. Other databases skip this; their relays poll.
 """
+
 from django.db import migrations
 
 FUNCTION = "edx_event_bus_outbox_notify"
@@ -19,8 +20,7 @@ def create_trigger(apps, schema_editor):
         f"$$ BEGIN PERFORM pg_notify('edx_event_bus_outbox', ''); RETURN NULL; END; $$"
     )
     schema_editor.execute(
-        f"CREATE TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
+        f"CREATE TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
     )
 
 

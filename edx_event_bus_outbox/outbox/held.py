@@ -6,6 +6,7 @@ publishing it would make it K's last message, and the dead row, once requeued, w
 after it. Such a row is ``held``; requeueing the dead row puts it back to ``pending``. Keys
 are JSON values compared canonically, so two spellings of one key are one key.
 """
+
 import json
 
 from django.db import connections, transaction
@@ -29,8 +30,13 @@ def _dead(alias, topic, lock) -> list:
     # Through a secondary index, InnoDB would lock its entries first and the row after, and a
     # requeue updating the row's status (hence those entries) would deadlock with the claim.
     ids = list(dead.values_list("id", flat=True))
-    locked = (OutboxEvent.objects.using(alias).filter(id__in=ids).order_by("id").select_for_update()
-              .values_list("id", "status", "event_key"))
+    locked = (
+        OutboxEvent.objects.using(alias)
+        .filter(id__in=ids)
+        .order_by("id")
+        .select_for_update()
+        .values_list("id", "status", "event_key")
+    )
     return [(row_id, key) for row_id, status, key in locked if status == STATUS.dead]
 
 
@@ -62,11 +68,18 @@ def release_held(alias, topic) -> int:
     """
     with transaction.atomic(using=alias):
         first_dead = first_dead_by_key(alias, topic, lock=True)
-        held = (OutboxEvent.objects.using(alias).filter(status=STATUS.held, topic=topic)
-                .select_for_update().values_list("id", "event_key"))
+        held = (
+            OutboxEvent.objects.using(alias)
+            .filter(status=STATUS.held, topic=topic)
+            .select_for_update()
+            .values_list("id", "event_key")
+        )
         free = [row_id for row_id, key in held if not is_behind(row_id, key, first_dead)]
         released = 0
         for start in range(0, len(free), RELEASE_CHUNK):
-            released += OutboxEvent.objects.using(alias).filter(
-                id__in=free[start:start + RELEASE_CHUNK], status=STATUS.held).update(status=STATUS.pending)
+            released += (
+                OutboxEvent.objects.using(alias)
+                .filter(id__in=free[start : start + RELEASE_CHUNK], status=STATUS.held)
+                .update(status=STATUS.pending)
+            )
         return released

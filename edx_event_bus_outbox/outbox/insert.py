@@ -14,6 +14,7 @@ the failed statement. PostgreSQL aborts the whole transaction, and its COMMIT th
 becomes a ROLLBACK; so there, inside a transaction, the INSERT runs between a SAVEPOINT and
 its RELEASE, sent as one query string: one round trip, as before.
 """
+
 from django.db import DatabaseError, IntegrityError, connections, transaction
 
 from ..exceptions import DuplicateEventError, OutboxWriteError, TransactionLostError
@@ -39,8 +40,14 @@ def insert_event(alias: str, payload_json: str, **values):
     was before), or ``TransactionLostError`` (the database itself rolled it back).
     """
     connection = connections[alias]
-    params = [_json_param(connection, payload_json) if field.attname == "payload" else field.get_db_prep_save(
-        values[field.attname] if field.attname in values else field.get_default(), connection) for field in FIELDS]
+    params = [
+        _json_param(connection, payload_json)
+        if field.attname == "payload"
+        else field.get_db_prep_save(
+            values[field.attname] if field.attname in values else field.get_default(), connection
+        )
+        for field in FIELDS
+    ]
     in_transaction = not connection.get_autocommit()
     guarded = in_transaction and connection.vendor == "postgresql"
     try:
@@ -65,8 +72,9 @@ def _execute(cursor, connection, guarded, params):
 def _refused(connection, alias, exc, guarded, in_transaction, values):
     """Put the caller's transaction back, and the typed error that says what became of it."""
     lost = in_transaction and not _restore(connection, exc, guarded)
-    describe = dict(event_id=values["event_id"], event_type=values["event_type"], topic=values["topic"],
-                    cause=_cause(exc))
+    describe = dict(
+        event_id=values["event_id"], event_type=values["event_type"], topic=values["topic"], cause=_cause(exc)
+    )
     if lost:
         if connection.in_atomic_block and connection.is_usable():
             # Refuse the rest of the caller's atomic block rather than let its later statements
@@ -74,8 +82,10 @@ def _refused(connection, alias, exc, guarded, in_transaction, values):
             # nothing: the caller's COMMIT will raise.)
             transaction.set_rollback(True, using=alias)
         return TransactionLostError(**describe)
-    if isinstance(exc, IntegrityError) and OutboxEvent.objects.using(alias).filter(
-            event_id=values["event_id"], topic=values["topic"]).exists():
+    if (
+        isinstance(exc, IntegrityError)
+        and OutboxEvent.objects.using(alias).filter(event_id=values["event_id"], topic=values["topic"]).exists()
+    ):
         return DuplicateEventError(**describe)
     return OutboxWriteError(**describe)
 
@@ -112,9 +122,12 @@ def _mysql_rolls_back_on_timeout(connection) -> bool:
 def _cause(exc) -> str:
     """The error's class and code, never its text: databases quote the failing row in it."""
     original = exc.__cause__
-    code = (getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-            or getattr(original, "sqlite_errorname", None) or (exc.args[0] if exc.args and isinstance(
-                exc.args[0], int) else None))
+    code = (
+        getattr(original, "sqlstate", None)
+        or getattr(original, "pgcode", None)
+        or getattr(original, "sqlite_errorname", None)
+        or (exc.args[0] if exc.args and isinstance(exc.args[0], int) else None)
+    )
     return f"{type(exc).__name__} {code}" if code else type(exc).__name__
 
 
@@ -126,7 +139,8 @@ def _one_query_string(connection) -> bool:
 def _json_param(connection, text):
     """The JSON text as the parameter Django's ``JSONField`` would have made of the value."""
     if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.psycopg_any import Jsonb  # pylint: disable=import-outside-toplevel
+        from django.db.backends.postgresql.psycopg_any import Jsonb
+
         return Jsonb(text, dumps=_as_is)
     return text
 
@@ -142,5 +156,6 @@ def _insert_sql(connection) -> str:
         columns = ", ".join(quote(field.column) for field in FIELDS)
         placeholders = ", ".join(["%s"] * len(FIELDS))
         sql = _SQL_BY_VENDOR[connection.vendor] = (
-            f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({columns}) VALUES ({placeholders})")
+            f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"
+        )
     return sql

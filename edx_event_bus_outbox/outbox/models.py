@@ -5,6 +5,7 @@ A row is broker-neutral data: everything the relay needs to rebuild the exact Ka
 (topic, Avro-ready key and payload, CloudEvents metadata) without querying application data,
 plus the relay's bookkeeping.
 """
+
 from django.db import models
 from django.db.models import Q
 from model_utils import Choices

@@ -4,6 +4,7 @@ Which production mode applies to an event, and the startup checks of that config
 A mode is chosen per (event type, topic) by an optional ``"mode"`` key in the topic's entry
 of ``EVENT_BUS_PRODUCER_CONFIG``, falling back to ``EVENT_BUS_PRODUCER_MODE``.
 """
+
 from django.conf import settings
 
 from .. import conf
@@ -31,17 +32,16 @@ def validate_producer_config():
 
 def _check_mode(mode, where):
     if mode not in conf.MODES:
-        raise OutboxConfigurationError(
-            f"{where} is {mode!r}; it must be one of {', '.join(map(repr, conf.MODES))}."
-        )
+        raise OutboxConfigurationError(f"{where} is {mode!r}; it must be one of {', '.join(map(repr, conf.MODES))}.")
 
 
 def apply_send_error_policy():
     """With ``EVENT_BUS_OUTBOX_PROPAGATE_SEND_ERRORS``, let write failures roll the caller back."""
     if not conf.propagate_send_errors():
         return
-    # pylint: disable=import-outside-toplevel
+
     from openedx_events.tooling import OpenEdxPublicSignal, load_all_signals
+
     load_all_signals()
     for event_type in conf.producer_config():
         OpenEdxPublicSignal.get_signal_by_type(event_type).allow_send_event_failure()

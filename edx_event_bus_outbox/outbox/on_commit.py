@@ -5,6 +5,7 @@ ADR 0015's lighter mode. It never publishes for a rolled-back transaction, but a
 lost if the process dies before delivery or the broker is unreachable; errors are logged
 (without payload) and counted, never raised into the request.
 """
+
 import logging
 import threading
 
@@ -21,10 +22,11 @@ _producer = None
 
 def _get_producer():
     """One librdkafka producer per process, with a thread that serves its delivery reports."""
-    global _producer  # pylint: disable=global-statement
+    global _producer  # noqa: PLW0603  one producer per process, made on first use
     with _lock:
         if _producer is None:
-            from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
+            from confluent_kafka import Producer
+
             _producer = Producer(producer_config())
             threading.Thread(target=_poll_forever, args=(_producer,), name="outbox-on-commit-poll", daemon=True).start()
         return _producer
@@ -38,24 +40,45 @@ def _poll_forever(producer):
 def publish(*, signal, topic, event_key_field, event_key, payload, metadata):
     """Encode and hand one event to librdkafka; never raises into the caller."""
     try:
-        message = encode_message(signal=signal, topic=topic, event_key_field=event_key_field,
-                                 event_key=event_key, payload=payload, headers=headers_from_metadata(metadata))
+        message = encode_message(
+            signal=signal,
+            topic=topic,
+            event_key_field=event_key_field,
+            event_key=event_key,
+            payload=payload,
+            headers=headers_from_metadata(metadata),
+        )
         _get_producer().produce(
-            message.topic, key=message.key, value=message.value, headers=message.headers,
+            message.topic,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
             on_delivery=lambda err, msg: _report(err, msg, metadata),
         )
-    except Exception:  # pylint: disable=broad-except
-        logger.exception("on-commit event not published: event_id=%s type=%s topic=%s",
-                         metadata.id, metadata.event_type, topic)
+    except Exception:
+        logger.exception(
+            "on-commit event not published: event_id=%s type=%s topic=%s", metadata.id, metadata.event_type, topic
+        )
 
 
 def _report(err, msg, metadata):
     if err is not None:
-        logger.error("on-commit event not delivered: event_id=%s type=%s topic=%s error=%s",
-                     metadata.id, metadata.event_type, msg.topic(), err)
+        logger.error(
+            "on-commit event not delivered: event_id=%s type=%s topic=%s error=%s",
+            metadata.id,
+            metadata.event_type,
+            msg.topic(),
+            err,
+        )
     elif conf.audit_logging_enabled():
-        logger.info("on-commit event delivered: event_id=%s type=%s topic=%s partition=%s offset=%s",
-                    metadata.id, metadata.event_type, msg.topic(), msg.partition(), msg.offset())
+        logger.info(
+            "on-commit event delivered: event_id=%s type=%s topic=%s partition=%s offset=%s",
+            metadata.id,
+            metadata.event_type,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+        )
 
 
 def flush(timeout: float = 10.0) -> int:

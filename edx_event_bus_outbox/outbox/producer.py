@@ -10,6 +10,7 @@ raises, so ``send()`` must never leave the caller's transaction worse than it fo
 (ADR 4): whatever can be known before the INSERT is checked first and raised as
 ``EventValidationError``, and a refused INSERT leaves the transaction as it was.
 """
+
 import logging
 
 from django.db import transaction
@@ -55,15 +56,23 @@ class OutboxEventProducer(EventBusProducer):
 
     @staticmethod
     def _publish_on_commit(signal, topic, event_key_field, event_key, payload, metadata, alias):
-        from .on_commit import publish  # pylint: disable=import-outside-toplevel
+        from .on_commit import publish
+
         transaction.on_commit(
-            lambda: publish(signal=signal, topic=topic, event_key_field=event_key_field,
-                            event_key=event_key, payload=payload, metadata=metadata),
+            lambda: publish(
+                signal=signal,
+                topic=topic,
+                event_key_field=event_key_field,
+                event_key=event_key,
+                payload=payload,
+                metadata=metadata,
+            ),
             using=alias,
         )
 
     def prepare_for_shutdown(self):
-        from .on_commit import flush  # pylint: disable=import-outside-toplevel
+        from .on_commit import flush
+
         flush()
 
 
@@ -74,14 +83,16 @@ def serialize_event(signal, topic, event_key_field, event_data, event_metadata):
     Or ``EventValidationError`` naming the field; raised ``from None``, because Django logs the
     whole chain and the errors of openedx-events and fastavro quote values.
     """
+
     def invalid(field, problem):
         return EventValidationError(event_type=signal.event_type, topic=topic, field=field, problem=problem)
 
     try:
         payload = signal_serializer(signal).to_dict(event_data)
-    except Exception as exc:  # pylint: disable=broad-except  # openedx-events raises bare Exception
-        raise invalid(validation.unserializable_field(event_data) or "(event)",
-                      f"cannot be serialized ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001  openedx-events raises bare Exception
+        raise invalid(
+            validation.unserializable_field(event_data) or "(event)", f"cannot be serialized ({type(exc).__name__})"
+        ) from None
     problem = validation.payload_problem(signal, payload)
     if problem:
         raise invalid(*problem) from None
@@ -93,8 +104,9 @@ def serialize_event(signal, topic, event_key_field, event_data, event_metadata):
     if problem:
         raise invalid(*problem) from None
     payload_json, problem = validation.payload_json(payload)
-    problem = problem or validation.size_problem(signal, event_key_field, payload, event_key, payload_json,
-                                                 lambda: headers_from_metadata(event_metadata))
+    problem = problem or validation.size_problem(
+        signal, event_key_field, payload, event_key, payload_json, lambda: headers_from_metadata(event_metadata)
+    )
     if problem:
         raise invalid(*problem) from None
     return payload, event_key, payload_json

@@ -1,4 +1,5 @@
 """Dead rows back to pending, after their cause was fixed: used by ``requeue_outbox`` and the admin."""
+
 from django.db import transaction
 
 from .. import conf

@@ -1,4 +1,5 @@
 """Retention of sent rows (docs/decisions/0005-retention.rst)."""
+
 from .. import conf
 from ..batch_delete import delete_in_batches
 from .models import OutboxEvent

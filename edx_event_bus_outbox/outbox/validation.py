@@ -13,9 +13,10 @@ walk the data to name the offending field by its path (``user.pii.email``). Prob
 the field and what is wrong with it, never its value: openedx-events logs them at ERROR, and
 values may be PII.
 """
+
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import attr
 import fastavro
@@ -46,16 +47,18 @@ _AVRO_BYTES_PER_JSON_CHAR = 6
 _RECORD_OVERHEAD_BYTES = 256
 
 # The outbox's text columns that send() fills from the metadata and the configuration.
-_TEXT_COLUMNS = tuple(OutboxEvent._meta.get_field(name) for name in (
-    "event_type", "topic", "event_key_field", "source", "sourcehost", "sourcelib"))
+_TEXT_COLUMNS = tuple(
+    OutboxEvent._meta.get_field(name)
+    for name in ("event_type", "topic", "event_key_field", "source", "sourcehost", "sourcelib")
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed_value_schema(signal):
     return fastavro.parse_schema(signal_serializer(signal).schema)
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed_key_schema(signal, event_key_field):
     return fastavro.parse_schema(key_schema(signal, event_key_field))
 
@@ -70,8 +73,10 @@ def payload_problem(signal, payload):
 def key_problem(signal, event_key_field, key):
     if validate(key, parsed_key_schema(signal, event_key_field), raise_errors=False):
         return None
-    return event_key_field, (f"is a {type(key).__name__}, which does not match the key schema "
-                             f"{_describe(key_schema(signal, event_key_field)['type'])!r}")
+    return event_key_field, (
+        f"is a {type(key).__name__}, which does not match the key schema "
+        f"{_describe(key_schema(signal, event_key_field)['type'])!r}"
+    )
 
 
 def payload_json(payload):
@@ -81,8 +86,10 @@ def payload_json(payload):
     try:
         text = _JSON.encode(payload)
     except ValueError:
-        return None, (_first_path(payload, _not_finite) or "(event)",
-                      "is not a finite number (NaN or infinity), which JSON and so the outbox cannot hold")
+        return None, (
+            _first_path(payload, _not_finite) or "(event)",
+            "is not a finite number (NaN or infinity), which JSON and so the outbox cannot hold",
+        )
     if any(escape in text for escape in _SUSPECT_ESCAPES):
         problem = _unstorable_string(payload)
         if problem:
@@ -114,13 +121,18 @@ def size_problem(signal, event_key_field, payload, event_key, text, headers):
     limit = conf.max_event_bytes()
     if len(text) * _AVRO_BYTES_PER_JSON_CHAR + _MESSAGE_OVERHEAD_BYTES <= limit:
         return None
-    size = (_avro_size(parsed_value_schema(signal), payload) + _avro_size(parsed_key_schema(signal, event_key_field),
-                                                                           event_key)
-            + 10 + sum(len(name) + len(value) for name, value in headers()))
+    size = (
+        _avro_size(parsed_value_schema(signal), payload)
+        + _avro_size(parsed_key_schema(signal, event_key_field), event_key)
+        + 10
+        + sum(len(name) + len(value) for name, value in headers())
+    )
     if size + _RECORD_OVERHEAD_BYTES <= limit:
         return None
-    return "(event)", (f"makes a Kafka message of about {size + _RECORD_OVERHEAD_BYTES} bytes, more than "
-                       f"EVENT_BUS_OUTBOX_MAX_EVENT_BYTES = {limit}")
+    return "(event)", (
+        f"makes a Kafka message of about {size + _RECORD_OVERHEAD_BYTES} bytes, more than "
+        f"EVENT_BUS_OUTBOX_MAX_EVENT_BYTES = {limit}"
+    )
 
 
 class _CountingSink:

@@ -1,4 +1,5 @@
 """Capped exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
+
 import random
 
 

@@ -6,6 +6,7 @@ Sorting publish failures into the two kinds the relay treats differently.
 * Permanent: this event can never be published as it is (schema incompatible, too large,
   its signal no longer exists). It counts an attempt, and after enough it goes ``dead``.
 """
+
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from ..exceptions import OutboxError

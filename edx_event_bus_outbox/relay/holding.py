@@ -5,6 +5,7 @@ The claim, with per-key order kept across the dead state
 A pending row behind a dead row of its key is moved to ``held`` instead of being published.
 It leaves the pending index, so held rows never fill a batch and other keys keep flowing.
 """
+
 from django.db import transaction
 
 from ..outbox.held import STATUS, first_dead_by_key, is_behind

@@ -1,4 +1,5 @@
 """The lease table: who may relay a lane, until when."""
+
 from django.db import models
 
 

@@ -6,6 +6,7 @@ table's insert trigger, see migration 0004) only shortens the wait. Notification
 lost (the listening connection drops) without losing events, because the next poll finds
 the rows anyway.
 """
+
 import logging
 
 from django.db import connections
@@ -52,14 +53,15 @@ class PostgresNotifyWaiter(PollingWaiter):
             connection = self._listening_connection()
             for _ in connection.notifies(timeout=timeout, stop_after=1):
                 self.interval = self.min_interval
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             logger.warning("Outbox relay: LISTEN connection failed; polling until it reconnects", exc_info=True)
             self.close()
             stop.wait(timeout)
 
     def _listening_connection(self):
         if self.connection is None:
-            import psycopg  # pylint: disable=import-outside-toplevel
+            import psycopg
+
             params = connections[self.alias].get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)

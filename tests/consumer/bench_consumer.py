@@ -12,6 +12,7 @@ first to the last receiver call, so group joining is left out for both alike. Bo
 default settings (audit logging on) and the same logging set-up: their audit lines are
 formatted and written to os.devnull. Runs alternate between the two and the median is reported.
 """
+
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ RUN_TIMEOUT_SECONDS = 300
 def run(n_events: int = 5000, topic_prefix: str = "bench", repeats: int = 5) -> dict:
     """Fill a topic with ``n_events`` and consume it ``repeats`` times with each consumer."""
     _setup_django()
-    from django.test import override_settings  # pylint: disable=import-outside-toplevel
+    from django.test import override_settings
 
     base_topic = f"consumer-{uuid.uuid4().hex[:8]}"
     with override_settings(EVENT_BUS_TOPIC_PREFIX=topic_prefix, EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT=0.5):
@@ -59,19 +60,20 @@ def run(n_events: int = 5000, topic_prefix: str = "bench", repeats: int = 5) -> 
 
 def _setup_django():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    import django  # pylint: disable=import-outside-toplevel
-    from django.apps import apps  # pylint: disable=import-outside-toplevel
+    import django
+    from django.apps import apps
+
     if not apps.ready:
         django.setup()
 
 
 def _fill(base_topic, full_topic, n_events):
-    from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from confluent_kafka import Producer
+    from django.conf import settings
 
-    from edx_event_bus_outbox.kafka.topics import create_topics  # pylint: disable=import-outside-toplevel
-    from tests.consumer.helpers import encoded  # pylint: disable=import-outside-toplevel
-    from tests.factories import enrollment_event  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.kafka.topics import create_topics
+    from tests.consumer.helpers import encoded
+    from tests.factories import enrollment_event
 
     servers = settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS
     create_topics({"bootstrap.servers": servers}, {full_topic: 3})
@@ -85,7 +87,7 @@ def _fill(base_topic, full_topic, n_events):
 
 
 def _quiet_logging():
-    sink = logging.StreamHandler(open(os.devnull, "w", encoding="utf-8"))  # pylint: disable=consider-using-with
+    sink = logging.StreamHandler(open(os.devnull, "w", encoding="utf-8"))
     for name in ("edx_event_bus_outbox", "edx_event_bus_kafka"):
         logger = logging.getLogger(name)
         logger.handlers, logger.propagate = [sink], False
@@ -93,26 +95,29 @@ def _quiet_logging():
 
 
 def _start_group_at_beginning(full_topic, group):
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
 
-    from tests.kafka_tools import StackClients  # pylint: disable=import-outside-toplevel
+    from tests.kafka_tools import StackClients
+
     StackClients(settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, None).set_group_offsets(group, full_topic, offset=0)
 
 
 def _ours(base_topic, group):
-    from edx_event_bus_outbox.consumer.consumer import KafkaEventConsumer  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.consumer.consumer import KafkaEventConsumer
+
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
     return consumer, consumer.stop
 
 
 def _edx_event_bus_kafka(base_topic, group):
-    # pylint: disable=import-outside-toplevel
+
     from edx_event_bus_kafka import KafkaEventConsumer
 
     from tests.kafka_tools import give_the_seed_our_registry_client
+
     give_the_seed_our_registry_client()  # a registry request Apicurio never answers must not hang the benchmark
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
-    return consumer, consumer._shut_down  # pylint: disable=protected-access
+    return consumer, consumer._shut_down
 
 
 def _measure(make_consumer, base_topic, full_topic, n_events) -> tuple:
@@ -121,14 +126,14 @@ def _measure(make_consumer, base_topic, full_topic, n_events) -> tuple:
     the first and the last receiver call. The second ignores other processes competing for the
     CPU (librdkafka's own threads are left out of both consumers alike).
     """
-    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+    from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
     group = f"bench-{uuid.uuid4().hex[:8]}"
     _start_group_at_beginning(full_topic, group)
     consumer, stop = make_consumer(base_topic, group)
     times, cpu = [], []
 
-    def no_op(**kwargs):  # pylint: disable=unused-argument
+    def no_op(**kwargs):
         times.append(time.perf_counter())
         if len(times) in (1, n_events):
             cpu.append(time.thread_time())

@@ -1,4 +1,5 @@
 """Consumer test settings: short timeouts so the suite stays quick, and new groups read from the start."""
+
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ def pytest_collection_modifyitems(config, items):
     """
     if django_settings.DATABASE_KIND == "sqlite":
         return
-    dropped = [item for item in items
-               if "stack_restart" in item.keywords and HERE in Path(str(item.fspath)).resolve().parents]
+    dropped = [
+        item for item in items if "stack_restart" in item.keywords and HERE in Path(str(item.fspath)).resolve().parents
+    ]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if item not in dropped]

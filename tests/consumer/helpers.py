@@ -1,4 +1,5 @@
 """Produce to, consume from and inspect the real broker for the consumer tests."""
+
 import threading
 import time
 import uuid
@@ -26,9 +27,14 @@ def encoded(signal, key_field, data, topic, metadata=None):
     """The exact message our relay sends for this event (``encode_message``)."""
     metadata = metadata or metadata_for(signal)
     payload = signal_serializer(signal).to_dict(data)
-    return encode_message(signal=signal, topic=topic, event_key_field=key_field,
-                          event_key=extract_event_key(payload, key_field), payload=payload,
-                          headers=headers_from_metadata(metadata))
+    return encode_message(
+        signal=signal,
+        topic=topic,
+        event_key_field=key_field,
+        event_key=extract_event_key(payload, key_field),
+        payload=payload,
+        headers=headers_from_metadata(metadata),
+    )
 
 
 def produce_raw(topic, messages, partition=None):
@@ -37,8 +43,14 @@ def produce_raw(topic, messages, partition=None):
     errors = []
     for message in messages:
         extra = {} if partition is None else {"partition": partition}
-        producer.produce(topic, key=message.get("key"), value=message.get("value"), headers=message.get("headers"),
-                         on_delivery=lambda err, msg: errors.append(err) if err else None, **extra)
+        producer.produce(
+            topic,
+            key=message.get("key"),
+            value=message.get("value"),
+            headers=message.get("headers"),
+            on_delivery=lambda err, msg: errors.append(err) if err else None,
+            **extra,
+        )
     assert producer.flush(30) == 0 and not errors, errors
 
 
@@ -61,7 +73,7 @@ class Received:
         self.calls = []  # (signal event_type, kwargs)
         self.lock = threading.Lock()
 
-    def __call__(self, signal, sender, **kwargs):  # pylint: disable=unused-argument
+    def __call__(self, signal, sender, **kwargs):
         with self.lock:
             self.calls.append((signal.event_type, kwargs))
 
@@ -87,8 +99,11 @@ def run_until(consumer_or_topic, group=None, *, done, timeout=30.0, **options):
     Run a consumer in this (main) thread until ``done()`` is true (checked every 50 ms by a
     watcher thread that then calls ``stop()``) or ``timeout`` passes; returns the consumer.
     """
-    consumer = consumer_or_topic if isinstance(consumer_or_topic, KafkaEventConsumer) else \
-        KafkaEventConsumer(topic=consumer_or_topic, group_id=group, **options)
+    consumer = (
+        consumer_or_topic
+        if isinstance(consumer_or_topic, KafkaEventConsumer)
+        else KafkaEventConsumer(topic=consumer_or_topic, group_id=group, **options)
+    )
     finished = threading.Event()
 
     def watch():
@@ -111,8 +126,13 @@ def run_until(consumer_or_topic, group=None, *, done, timeout=30.0, **options):
 
 def group_offsets(topic, group):
     """``{partition: committed offset}`` of ``group`` (negative when nothing is committed)."""
-    consumer = Consumer({"bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)

@@ -6,6 +6,7 @@ The rule: the good messages around a damaged one are emitted exactly as sent and
 consumer stays alive (it returns only because the test stops it), every damaged message is
 dead-lettered (or skipped) with a reason, and the group's committed offset reaches the end.
 """
+
 import json
 import time
 import urllib.request
@@ -30,8 +31,18 @@ from tests.consumer.helpers import (
 from tests.factories import enrollment_event
 
 # Every header of the wire format; the consumer requires each exactly once.
-CLOUDEVENTS_HEADERS = ("ce_specversion", "content-type", "ce_datacontenttype", "ce_type", "ce_id", "ce_source",
-                       "ce_time", "ce_minorversion", "sourcehost", "sourcelib")
+CLOUDEVENTS_HEADERS = (
+    "ce_specversion",
+    "content-type",
+    "ce_datacontenttype",
+    "ce_type",
+    "ce_id",
+    "ce_source",
+    "ce_time",
+    "ce_minorversion",
+    "sourcehost",
+    "sourcelib",
+)
 
 
 class Good(NamedTuple):
@@ -47,8 +58,9 @@ def good_message(topic, key=KEEP) -> Good:
     signal, key_field, data = enrollment_event()
     metadata = metadata_for(signal)
     message = encoded(signal, key_field, data, topic, metadata)
-    return Good({"key": message.key if key is KEEP else key, "value": message.value, "headers": message.headers},
-                metadata, data)
+    return Good(
+        {"key": message.key if key is KEEP else key, "value": message.value, "headers": message.headers}, metadata, data
+    )
 
 
 def with_header(headers, name, value):
@@ -69,7 +81,9 @@ def register_schema(subject, schema: str, schema_type="AVRO") -> int:
     body = {"schema": schema} if schema_type == "AVRO" else {"schema": schema, "schemaType": schema_type}
     request = urllib.request.Request(
         f"{django_settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL}/subjects/{subject}/versions",
-        data=json.dumps(body).encode(), headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["id"]
 
@@ -84,8 +98,9 @@ class Outcome(NamedTuple):
     group: str
 
 
-def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, expected_good=None, until_end=False,
-                timeout=40.0):
+def run_through(
+    topic, messages, *, dead_letter_topic=None, kafka_stack=None, expected_good=None, until_end=False, timeout=40.0
+):
     """
     Produce ``messages`` (dicts) to partition 0 of a topic that had none and run one consumer
     until it has emitted ``expected_good`` events -- and with ``until_end``, until the group's
@@ -96,8 +111,12 @@ def run_through(topic, messages, *, dead_letter_topic=None, kafka_stack=None, ex
     received, group = Received(), new_group()
     committed = CommittedWatch(topic, group, len(messages)) if until_end else None
     with connected(received, COURSE_ENROLLMENT_CREATED):
-        run_until(topic, group, timeout=timeout,
-                  done=lambda: len(received.calls) >= expected_good and (committed is None or committed.at_end()))
+        run_until(
+            topic,
+            group,
+            timeout=timeout,
+            done=lambda: len(received.calls) >= expected_good and (committed is None or committed.at_end()),
+        )
     dead = kafka_stack.read_all(dead_letter_topic) if dead_letter_topic else []
     return Outcome(received, dead, group)
 
@@ -136,14 +155,29 @@ def reasons(dead_letters):
 
 def header_dict_lenient(letter):
     """Like ``header_dict``, for dead letters whose original headers may be null or not UTF-8."""
-    return {name: value.decode("utf-8", "replace") if value is not None else None
-            for name, value in letter.headers() or []}
+    return {
+        name: value.decode("utf-8", "replace") if value is not None else None for name, value in letter.headers() or []
+    }
 
 
 def new_event_id() -> bytes:
     return str(uuid.uuid4()).encode()
 
 
-__all__ = ["CLOUDEVENTS_HEADERS", "Good", "good_message", "with_header", "without_header", "duplicated_header",
-           "register_schema", "framed", "run_through", "assert_emitted_exactly", "assert_committed_to_the_end",
-           "reasons", "header_dict_lenient", "header_dict", "new_event_id"]
+__all__ = [
+    "CLOUDEVENTS_HEADERS",
+    "Good",
+    "good_message",
+    "with_header",
+    "without_header",
+    "duplicated_header",
+    "register_schema",
+    "framed",
+    "run_through",
+    "assert_emitted_exactly",
+    "assert_committed_to_the_end",
+    "reasons",
+    "header_dict_lenient",
+    "header_dict",
+    "new_event_id",
+]

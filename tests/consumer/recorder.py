@@ -10,6 +10,7 @@ Driven by environment variables, so one settings module serves every subprocess 
 * ``OUTBOX_TEST_KILL_AFTER``: a ``ce_id``; after journaling its ``end`` line the process
   SIGKILLs itself -- processed, but not yet committed.
 """
+
 import os
 import signal
 import time
@@ -27,7 +28,7 @@ def journal(line):
         os.fsync(journal_file.fileno())
 
 
-def record(metadata, **kwargs):  # pylint: disable=unused-argument
+def record(metadata, **kwargs):
     event_id = str(metadata.id)
     journal(f"begin {event_id}")
     time.sleep(float(os.environ.get("OUTBOX_TEST_SLOW_SECONDS", "0")))
@@ -41,5 +42,6 @@ class RecorderConfig(AppConfig):
     label = "consumer_test_recorder"
 
     def ready(self):
-        from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED  # pylint: disable=import-outside-toplevel
+        from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
+
         COURSE_ENROLLMENT_CREATED.connect(record, dispatch_uid="consumer-test-recorder")

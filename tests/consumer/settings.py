@@ -4,10 +4,11 @@ Settings for the consumer subprocesses the tests start (``manage.py consume_even
 They are ``tests.settings`` plus the journaling receiver of ``tests.consumer.recorder``, short
 poll timeouts, and any overrides the test passes as JSON in ``OUTBOX_TEST_SETTINGS``.
 """
+
 import json
 import os
 
-from tests.settings import *  # noqa: F401,F403 pylint: disable=wildcard-import,unused-wildcard-import
+from tests.settings import *  # noqa: F401,F403
 from tests.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.consumer.recorder.RecorderConfig"]

@@ -1,4 +1,5 @@
 """Start ``python manage.py consume_events`` the way an operator would, on the test database."""
+
 import json
 import os
 import subprocess
@@ -24,8 +25,9 @@ def start_consumer(topic, group, journal, *, extra=None, settings=None, **env):
         "PYTHONUNBUFFERED": "1",
         **env,
     }
-    return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def journal_lines(journal):
@@ -50,5 +52,5 @@ def stop(process, timeout=15.0):
     except subprocess.TimeoutExpired:
         process.kill()
         output, _ = process.communicate(timeout=10)
-        raise AssertionError(f"consumer did not exit within {timeout}s of SIGTERM:\n{output}")
+        raise AssertionError(f"consumer did not exit within {timeout}s of SIGTERM:\n{output}") from None
     return output

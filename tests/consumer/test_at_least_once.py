@@ -4,6 +4,7 @@ SIGTERM finishes the current message, commits and exits within seconds.
 
 These run ``python manage.py consume_events`` in a subprocess, as in production.
 """
+
 import collections
 import signal
 import time
@@ -29,8 +30,11 @@ def test_a_crash_after_processing_replays_the_message_and_skips_nothing(topic, t
     settings = {
         "EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS": commit_interval,
         # The killed member never leaves the group: keep the wait for its session to expire short.
-        "EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {"auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                                                   "heartbeat.interval.ms": 1000},
+        "EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        },
     }
 
     first = start_consumer(topic, group, journal, settings=settings, OUTBOX_TEST_KILL_AFTER=victim)

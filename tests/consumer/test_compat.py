@@ -4,6 +4,7 @@ Both wire formats in, the same signal data and metadata out.
 Every shape of tests.factories goes through the real broker and registry, produced once by
 edx-event-bus-kafka's own producer and once as our relay sends it (``encode_message``).
 """
+
 import copy
 import json
 
@@ -12,12 +13,12 @@ from confluent_kafka.schema_registry import topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from django.test import override_settings
-from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
 from edx_event_bus_kafka import create_producer as create_edx_producer
+from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
 
 from edx_event_bus_outbox.kafka.config import schema_registry_client
-from edx_event_bus_outbox.kafka.headers import headers_from_metadata
 from edx_event_bus_outbox.kafka.decoding import value_reader
+from edx_event_bus_outbox.kafka.headers import headers_from_metadata
 from edx_event_bus_outbox.kafka.schemas import signal_serializer
 from edx_event_bus_outbox.models import OutboxEvent
 from tests.consumer.helpers import (
@@ -31,7 +32,7 @@ from tests.consumer.helpers import (
     run_until,
 )
 from tests.factories import XBlockDataFactory, enrollment_event, sample_events
-from tests.test_producer import bus, route  # noqa: F401  (bus is a fixture)
+from tests.test_producer import route
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
@@ -43,7 +44,7 @@ def _signals(events):
 def _assert_received_exactly(received, events, metadatas):
     by_id = {str(kwargs["metadata"].id): (event_type, kwargs) for event_type, kwargs in received.calls}
     assert len(received.calls) == len(events) == len(by_id)
-    for (signal, _, data), metadata in zip(events, metadatas):
+    for (signal, _, data), metadata in zip(events, metadatas, strict=False):
         event_type, kwargs = by_id[str(metadata.id)]
         assert event_type == signal.event_type
         assert kwargs["metadata"] == metadata  # id, type, source, time, minorversion, sourcehost, sourcelib
@@ -54,11 +55,15 @@ def _assert_received_exactly(received, events, metadatas):
 def test_consumes_what_edx_event_bus_kafka_produces(topic, kafka_stack):
     events = sample_events()
     metadatas = [metadata_for(signal) for signal, _, _ in events]
-    with override_settings(EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=kafka_stack.bootstrap_servers,
-                           EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=kafka_stack.registry_url):
+    with override_settings(
+        EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=kafka_stack.bootstrap_servers,
+        EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=kafka_stack.registry_url,
+    ):
         edx_producer = create_edx_producer()
-        for (signal, key_field, data), metadata in zip(events, metadatas):
-            edx_producer.send(signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata)
+        for (signal, key_field, data), metadata in zip(events, metadatas, strict=False):
+            edx_producer.send(
+                signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata
+            )
         assert edx_producer.producer.flush(30) == 0  # its prepare_for_shutdown() flushes without a time limit
 
     received = Received()
@@ -87,7 +92,7 @@ def test_topic_prefix_is_applied_to_the_consumed_topic(topic, kafka_stack, setti
     assert received.ids == [str(metadatas[0].id)]
 
 
-def test_a_consumed_event_is_not_produced_back_to_the_bus(topic, bus):  # pylint: disable=redefined-outer-name
+def test_a_consumed_event_is_not_produced_back_to_the_bus(topic, bus):
     # The service also produces this event type to the outbox; openedx-events' handler sees
     # from_event_bus=True on what the consumer emits and leaves it alone.
     signal, key_field, data = enrollment_event()
@@ -119,27 +124,48 @@ def _incompatible(fields):
 
 
 def _value(topic, change, record):
-    writer = AvroSerializer(schema_registry_client(), _writer_schema(change),
-                            conf={"subject.name.strategy": topic_record_subject_name_strategy})
+    writer = AvroSerializer(
+        schema_registry_client(),
+        _writer_schema(change),
+        conf={"subject.name.strategy": topic_record_subject_name_strategy},
+    )
     return writer({"xblock_info": record}, SerializationContext(topic, MessageField.VALUE))
 
 
 def _older_value(topic, xblock_data):
     """Written without ``version`` (which we have), with ``legacy_note`` (which we lack)."""
-    return _value(topic, _older, {"usage_key": str(xblock_data.usage_key), "block_type": "problem",
-                                  "legacy_note": "only the writer knows this field"})
+    return _value(
+        topic,
+        _older,
+        {
+            "usage_key": str(xblock_data.usage_key),
+            "block_type": "problem",
+            "legacy_note": "only the writer knows this field",
+        },
+    )
 
 
 def test_the_local_schema_is_the_reader_schema(topic, kafka_stack, caplog):
     data = {"xblock_info": XBlockDataFactory()}
     metadata = metadata_for(XBLOCK_PUBLISHED)
     # Another subject: a registry would refuse the incompatible change under the same one.
-    incompatible = _value(f"{topic}-other", _incompatible,
-                          {"usage_key": str(data["xblock_info"].usage_key), "block_type": 5, "version": None})
-    produce_raw(topic, [
-        {"key": b"k", "value": incompatible, "headers": headers_from_metadata(metadata_for(XBLOCK_PUBLISHED))},
-        {"key": b"k", "value": _older_value(topic, data["xblock_info"]), "headers": headers_from_metadata(metadata)},
-    ], partition=0)
+    incompatible = _value(
+        f"{topic}-other",
+        _incompatible,
+        {"usage_key": str(data["xblock_info"].usage_key), "block_type": 5, "version": None},
+    )
+    produce_raw(
+        topic,
+        [
+            {"key": b"k", "value": incompatible, "headers": headers_from_metadata(metadata_for(XBLOCK_PUBLISHED))},
+            {
+                "key": b"k",
+                "value": _older_value(topic, data["xblock_info"]),
+                "headers": headers_from_metadata(metadata),
+            },
+        ],
+        partition=0,
+    )
 
     received = Received()
     with connected(received, XBLOCK_PUBLISHED):
@@ -153,7 +179,7 @@ def test_the_local_schema_is_the_reader_schema(topic, kafka_stack, caplog):
 def test_values_read_exactly_as_edx_event_bus_kafkas_avro_deserializer_reads_them(topic, kafka_stack):
     # The consumer decodes with fastavro directly (ADR 7); it must agree with edx-event-bus-kafka's
     # AvroDeserializer(schema_str=<local schema>) on every shape, and on an evolved schema.
-    from edx_event_bus_kafka.internal.consumer import get_deserializer  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_kafka.internal.consumer import get_deserializer
 
     cases = [(signal, encoded(signal, key_field, data, topic).value) for signal, key_field, data in sample_events()]
     cases.append((XBLOCK_PUBLISHED, _older_value(topic, XBlockDataFactory())))
@@ -164,5 +190,6 @@ def test_values_read_exactly_as_edx_event_bus_kafkas_avro_deserializer_reads_the
     with override_settings(EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=kafka_stack.registry_url):
         for signal, value in cases:
             theirs = get_deserializer(signal, schema_registry_client())(
-                value, SerializationContext(topic, MessageField.VALUE, []))
+                value, SerializationContext(topic, MessageField.VALUE, [])
+            )
             assert value_reader(signal)(value) == theirs

@@ -2,6 +2,7 @@
 With EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE, a receiver that handled an event for a
 consumer group is never called again for it; the inbox is purged in bounded batches.
 """
+
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -26,15 +27,15 @@ class Broken(Exception):
 def _publish(topic, event, metadata, times):
     """The same event (same ``ce_id``) published ``times`` times, as a relay re-send would."""
     message = encoded(*event, topic, metadata)
-    produce_raw(topic, [{"key": message.key, "value": message.value, "headers": message.headers}] * times,
-                partition=0)
+    produce_raw(topic, [{"key": message.key, "value": message.value, "headers": message.headers}] * times, partition=0)
 
 
 def _counting():
     calls = []
 
-    def receiver(metadata, **kwargs):  # pylint: disable=unused-argument
+    def receiver(metadata, **kwargs):
         calls.append(str(metadata.id))
+
     receiver.outbox_receiver_id = f"counting-{uuid.uuid4().hex}"  # a closure has no identity of its own
     return receiver, calls
 
@@ -57,7 +58,9 @@ def test_a_duplicate_event_reaches_each_receiver_once_only_when_deduplicating(to
     rows = ConsumerInboxEntry.objects.filter(group_id=group)
     if deduplicate:
         assert {(str(r.event_id), r.receiver) for r in rows} == {
-            (str(duplicated.id), receiver_id(receiver)), (str(last.id), receiver_id(receiver))}
+            (str(duplicated.id), receiver_id(receiver)),
+            (str(last.id), receiver_id(receiver)),
+        }
     else:
         assert not rows.exists()
 
@@ -72,10 +75,11 @@ def test_on_redelivery_only_the_receivers_that_had_failed_run_again(topic, setti
     steady, steady_calls = _counting()
     fails_first_time = []
 
-    def flaky(**kwargs):  # pylint: disable=unused-argument
+    def flaky(**kwargs):
         fails_first_time.append(1)
         if len(fails_first_time) == 1:
             raise Broken("first delivery fails; the message is skipped")
+
     flaky.outbox_receiver_id = "flaky"
 
     with connected(steady, COURSE_ENROLLMENT_CREATED), connected(flaky, COURSE_ENROLLMENT_CREATED):
@@ -102,11 +106,17 @@ def test_purge_consumer_inbox_deletes_old_rows_in_bounded_batches(settings):
     settings.EVENT_BUS_OUTBOX_CONSUMER_INBOX_RETENTION_DAYS = 7
     now = timezone.now()
     ages = [30, 10, 8, 7.5, 6, 1, 0]
-    ConsumerInboxEntry.objects.bulk_create([
-        ConsumerInboxEntry(group_id="g", event_id=f"00000000-0000-0000-0000-{i:012d}", receiver="r",
-                           processed_at=now - timedelta(days=age))
-        for i, age in enumerate(ages)
-    ])
+    ConsumerInboxEntry.objects.bulk_create(
+        [
+            ConsumerInboxEntry(
+                group_id="g",
+                event_id=f"00000000-0000-0000-0000-{i:012d}",
+                receiver="r",
+                processed_at=now - timedelta(days=age),
+            )
+            for i, age in enumerate(ages)
+        ]
+    )
     out = StringIO()
     call_command("purge_consumer_inbox", "--batch-size", "2", stdout=out)
 
@@ -117,8 +127,12 @@ def test_purge_consumer_inbox_deletes_old_rows_in_bounded_batches(settings):
 
 
 def test_purge_consumer_inbox_takes_days_from_the_command_line():
-    ConsumerInboxEntry.objects.create(group_id="g", event_id="00000000-0000-0000-0000-000000000001", receiver="r",
-                                      processed_at=timezone.now() - timedelta(days=2))
+    ConsumerInboxEntry.objects.create(
+        group_id="g",
+        event_id="00000000-0000-0000-0000-000000000001",
+        receiver="r",
+        processed_at=timezone.now() - timedelta(days=2),
+    )
     out = StringIO()
     call_command("purge_consumer_inbox", "--days", "3", stdout=out)
     assert ConsumerInboxEntry.objects.count() == 1

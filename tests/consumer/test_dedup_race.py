@@ -4,6 +4,7 @@ busy with it when the new owner reads it) do not both run a receiver: each recei
 claimed in the inbox before it runs, and a claim held by another consumer is waited for.
 Against the real broker and each database.
 """
+
 import threading
 import time
 from datetime import timedelta
@@ -26,7 +27,7 @@ CALLS = []
 CALLS_LOCK = threading.Lock()
 
 
-def slow_receiver(metadata, **kwargs):  # pylint: disable=unused-argument
+def slow_receiver(metadata, **kwargs):
     with CALLS_LOCK:
         CALLS.append(str(metadata.id))
     time.sleep(1.5)  # long enough for the other consumer to read the message meanwhile
@@ -52,7 +53,7 @@ def test_two_consumers_with_one_message_in_hand_run_its_receiver_once(topic):
         watch = CommittedWatch(topic, kafka_group, 1)
         try:
             run_until(consumer, done=watch.at_end, timeout=40)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:  # noqa: BLE001  collected and asserted on
             errors.append(exc)
         finally:
             connections.close_all()  # this thread's connections, so that the test database can be dropped
@@ -73,8 +74,13 @@ def test_a_claim_left_by_a_dead_consumer_is_taken_over(topic, settings):
     settings.EVENT_BUS_OUTBOX_CONSUMER_INBOX_CLAIM_SECONDS = 60
     [metadata] = produce_events(topic, [enrollment_event()], partition=0)
     group = new_group()
-    ConsumerInboxEntry.objects.create(group_id=group, event_id=metadata.id, receiver=receiver_id(slow_receiver),
-                                      processed_at=timezone.now() - timedelta(seconds=61), claimed_by="dead" * 8)
+    ConsumerInboxEntry.objects.create(
+        group_id=group,
+        event_id=metadata.id,
+        receiver=receiver_id(slow_receiver),
+        processed_at=timezone.now() - timedelta(seconds=61),
+        claimed_by="dead" * 8,
+    )
     with connected(slow_receiver, COURSE_ENROLLMENT_CREATED):
         run_until(topic, group, done=CommittedWatch(topic, group, 1).at_end, timeout=40)
     assert CALLS == [str(metadata.id)]
@@ -84,9 +90,13 @@ def test_a_claim_left_by_a_dead_consumer_is_taken_over(topic, settings):
 def test_a_live_claim_is_waited_for_and_then_honoured(topic):
     [metadata] = produce_events(topic, [enrollment_event()], partition=0)
     group = new_group()
-    claim = ConsumerInboxEntry.objects.create(group_id=group, event_id=metadata.id,
-                                              receiver=receiver_id(slow_receiver), processed_at=timezone.now(),
-                                              claimed_by="other" * 6)
+    claim = ConsumerInboxEntry.objects.create(
+        group_id=group,
+        event_id=metadata.id,
+        receiver=receiver_id(slow_receiver),
+        processed_at=timezone.now(),
+        claimed_by="other" * 6,
+    )
 
     def other_consumer_finishes():
         time.sleep(2)

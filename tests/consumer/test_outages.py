@@ -2,6 +2,7 @@
 Outages of the real broker and registry while ``consume_events`` runs: the consumer keeps
 running, skips nothing, and carries on when the service is back.
 """
+
 import collections
 import time
 
@@ -22,8 +23,9 @@ def _ended(journal):
 def test_a_broker_restart_mid_consumption_skips_nothing(topic, tmp_path):
     ids = {str(m.id) for m in produce_events(topic, [enrollment_event() for _ in range(60)])}
     journal, group = tmp_path / "journal", new_group()
-    settings = {"EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {"auto.offset.reset": "earliest",
-                                                           "reconnect.backoff.max.ms": 1000}}
+    settings = {
+        "EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {"auto.offset.reset": "earliest", "reconnect.backoff.max.ms": 1000}
+    }
     consumer = start_consumer(topic, group, journal, settings=settings, OUTBOX_TEST_SLOW_SECONDS="0.05")
     try:
         wait_for(lambda: len(_ended(journal)) >= 5, what="consumption to start")

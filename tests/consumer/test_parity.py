@@ -3,6 +3,7 @@ What edx-event-bus-kafka's consumer does, this one does too -- kill switch,
 errors limit, monitoring attributes and traces, audit log lines, a database reconnect and a
 RequestCache reset before each message.
 """
+
 import logging
 
 import pytest
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_the_kill_switch_exits_before_touching_kafka(settings, monkeypatch, caplog):
     settings.EVENT_BUS_KAFKA_CONSUMERS_ENABLED = False
-    monkeypatch.setattr("edx_event_bus_outbox.consumer.consumer.Consumer",
-                        lambda *a, **k: pytest.fail("a Kafka consumer was created"))
+    monkeypatch.setattr(
+        "edx_event_bus_outbox.consumer.consumer.Consumer", lambda *a, **k: pytest.fail("a Kafka consumer was created")
+    )
     KafkaEventConsumer(topic="t", group_id="g").consume_indefinitely()
     assert "Kafka consumers not enabled" in caplog.text
 
@@ -53,7 +55,7 @@ def test_a_success_resets_the_consecutive_errors_count(topic, settings):
     produce_events(topic, [enrollment_event() for _ in range(5)], partition=0)
     calls = []
 
-    def every_other(**kwargs):  # pylint: disable=unused-argument
+    def every_other(**kwargs):
         calls.append(1)
         if len(calls) % 2:
             raise RuntimeError("odd calls fail")
@@ -131,7 +133,7 @@ def test_each_message_starts_with_a_working_database_and_an_empty_request_cache(
     produce_events(topic, [enrollment_event(), enrollment_event()], partition=0)
     seen = []
 
-    def uses_db_and_cache(**kwargs):  # pylint: disable=unused-argument
+    def uses_db_and_cache(**kwargs):
         cache = RequestCache("consumer-test")
         seen.append((OutboxEvent.objects.count(), cache.get_cached_response("left-over").is_found))
         cache.set("left-over", True)

@@ -6,6 +6,7 @@ and checks the rule of ``tests/consumer/poison.py``: the good ones are emitted e
 the consumer stays alive, each damaged one is dead-lettered with its reason, and the group's
 committed offset reaches the end of the topic. ``test_poison_property.py`` generates cases.
 """
+
 import json
 import logging
 
@@ -42,12 +43,24 @@ WRONG_FORMS = {
     "content-type": [b"application/json"],
     "ce_datacontenttype": [b"text/plain"],
     "ce_type": [b"org.openedx.no.such.event.v1"],
-    "ce_id": [b"not-a-uuid", b"{" + UUID.encode() + b"}", b"urn:uuid:" + UUID.encode(),
-              UUID.replace("-", "").encode(), b" " + UUID.encode(), UUID[:-1].encode()],
+    "ce_id": [
+        b"not-a-uuid",
+        b"{" + UUID.encode() + b"}",
+        b"urn:uuid:" + UUID.encode(),
+        UUID.replace("-", "").encode(),
+        b" " + UUID.encode(),
+        UUID[:-1].encode(),
+    ],
     "ce_source": [],
-    "ce_time": [b"2026-01-01T00:00:00", b"2026-01-01T00:00:00+01:00", b"2026-01-01T00:00:00-05:00", b"yesterday",
-                b"2026-01-01", b"2026-13-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00".replace("0", "\u0660")
-                .encode()],
+    "ce_time": [
+        b"2026-01-01T00:00:00",
+        b"2026-01-01T00:00:00+01:00",
+        b"2026-01-01T00:00:00-05:00",
+        b"yesterday",
+        b"2026-01-01",
+        b"2026-13-01T00:00:00+00:00",
+        "2026-01-01T00:00:00+00:00".replace("0", "\u0660").encode(),
+    ],
     "ce_minorversion": [b"-1", b" 7", b"7 ", b"+7", b"1_0", b"1.5", b"x", "\u0663".encode()],
     "sourcehost": [],
     "sourcelib": [b"9..1", b"-1.0", b"a.b", b" 9.1", b"9.1.", "\u0669.\u0661".encode()],
@@ -62,8 +75,7 @@ def _header_faults(name):
         ("empty", generic, lambda h: with_header(h, name, b"")),
         ("null", generic, lambda h: with_header(h, name, None)),
         ("not UTF-8", generic, lambda h: with_header(h, name, b"\xff\xfe\x80")),
-        ("duplicated", "multiple_event_types" if name == "ce_type" else generic,
-         lambda h: duplicated_header(h, name)),
+        ("duplicated", "multiple_event_types" if name == "ce_type" else generic, lambda h: duplicated_header(h, name)),
     ]
     for value in WRONG_FORMS[name]:
         reason = "unknown_event_type" if name == "ce_type" else generic
@@ -92,19 +104,22 @@ def dead_letter_topic(topic, kafka_stack, settings):
 
 def _check(topic, kafka_stack, dead_letter_topic, damaged, expected_reasons):
     messages, goods = _interleave(topic, damaged)
-    outcome = run_through(topic, messages, dead_letter_topic=dead_letter_topic, kafka_stack=kafka_stack,
-                          expected_good=len(goods))
+    outcome = run_through(
+        topic, messages, dead_letter_topic=dead_letter_topic, kafka_stack=kafka_stack, expected_good=len(goods)
+    )
     assert_emitted_exactly(outcome.received, goods)
     assert reasons(outcome.dead_letters) == expected_reasons
-    assert [int(header_dict_lenient(d)["dlt_original_offset"]) for d in outcome.dead_letters] == \
-        list(range(1, 2 * len(damaged), 2))
+    assert [int(header_dict_lenient(d)["dlt_original_offset"]) for d in outcome.dead_letters] == list(
+        range(1, 2 * len(damaged), 2)
+    )
     assert_committed_to_the_end(topic, outcome.group)
     return outcome
 
 
 @pytest.mark.parametrize("name", CLOUDEVENTS_HEADERS)
 def test_a_damaged_cloudevents_header_is_dead_lettered_and_the_consumer_goes_on(
-        topic, kafka_stack, dead_letter_topic, name):
+    topic, kafka_stack, dead_letter_topic, name
+):
     faults = _header_faults(name)
     template = good_message(topic).message
     damaged = [{**template, "headers": damage(template["headers"])} for _, _, damage in faults]
@@ -120,12 +135,24 @@ def test_a_damaged_cloudevents_header_is_dead_lettered_and_the_consumer_goes_on(
 
 def test_a_value_framed_for_another_signal_is_dead_lettered(topic, kafka_stack, dead_letter_topic):
     template = good_message(topic).message
-    same_shape = encoded(COURSE_ENROLLMENT_CHANGED, "enrollment.course.course_key",
-                         enrollment_event()[2], topic, metadata_for(COURSE_ENROLLMENT_CHANGED))
-    other_shape = encoded(XBLOCK_PUBLISHED, "xblock_info.usage_key", {"xblock_info": XBlockDataFactory()}, topic,
-                          metadata_for(XBLOCK_PUBLISHED))
-    damaged = [{**template, "headers": with_header(template["headers"], "ce_id", new_event_id()), "value": value}
-               for value in (same_shape.value, other_shape.value)]
+    same_shape = encoded(
+        COURSE_ENROLLMENT_CHANGED,
+        "enrollment.course.course_key",
+        enrollment_event()[2],
+        topic,
+        metadata_for(COURSE_ENROLLMENT_CHANGED),
+    )
+    other_shape = encoded(
+        XBLOCK_PUBLISHED,
+        "xblock_info.usage_key",
+        {"xblock_info": XBlockDataFactory()},
+        topic,
+        metadata_for(XBLOCK_PUBLISHED),
+    )
+    damaged = [
+        {**template, "headers": with_header(template["headers"], "ce_id", new_event_id()), "value": value}
+        for value in (same_shape.value, other_shape.value)
+    ]
     _check(topic, kafka_stack, dead_letter_topic, damaged, ["wrong_schema", "wrong_schema"])
 
 
@@ -147,23 +174,33 @@ def test_a_value_framed_for_another_kind_of_schema_is_dead_lettered(topic, kafka
         ("undecodable_value", template["value"] + b"\x02trailing"),  # a whole record, then more bytes
         ("undecodable_value", template["value"][:-1]),
         ("unknown_schema", framed(0, body)),
-        ("unknown_schema", framed(2 ** 32 - 1, body)),
+        ("unknown_schema", framed(2**32 - 1, body)),
         ("bad_framing", b"\x00\x00\x00\x00"),
     ]
-    damaged = [{**template, "headers": with_header(template["headers"], "ce_id", new_event_id()), "value": value}
-               for _, value in cases]
+    damaged = [
+        {**template, "headers": with_header(template["headers"], "ce_id", new_event_id()), "value": value}
+        for _, value in cases
+    ]
     _check(topic, kafka_stack, dead_letter_topic, damaged, [reason for reason, _ in cases])
 
 
-@pytest.mark.parametrize("key", [b"\xff\xfe not Avro", b"\x00\x00\x00\x00\x07garbage", b"", None],
-                         ids=["bytes", "framed-garbage", "empty", "none"])
+@pytest.mark.parametrize(
+    "key",
+    [b"\xff\xfe not Avro", b"\x00\x00\x00\x00\x07garbage", b"", None],
+    ids=["bytes", "framed-garbage", "empty", "none"],
+)
 def test_a_key_the_consumer_cannot_read_never_matters(topic, kafka_stack, dead_letter_topic, key):
     # The consumer never decodes keys (receivers do not get them): a good value with a garbage
     # key is emitted, and a damaged message keeps its garbage key in the dead letter.
     goods = [good_message(topic, key=key) for _ in range(2)]
     damaged = {**goods[0].message, "headers": without_header(goods[0].message["headers"], "ce_id")}
-    outcome = run_through(topic, [goods[0].message, damaged, goods[1].message], dead_letter_topic=dead_letter_topic,
-                          kafka_stack=kafka_stack, expected_good=2)
+    outcome = run_through(
+        topic,
+        [goods[0].message, damaged, goods[1].message],
+        dead_letter_topic=dead_letter_topic,
+        kafka_stack=kafka_stack,
+        expected_good=2,
+    )
     assert_emitted_exactly(outcome.received, goods)
     [letter] = outcome.dead_letters
     assert (letter.key() or None) == (key or None)
@@ -173,8 +210,9 @@ def test_a_key_the_consumer_cannot_read_never_matters(topic, kafka_stack, dead_l
 def test_a_dead_letter_too_large_for_its_topic_is_cut_down_with_a_reason(topic, kafka_stack, settings):
     limit = 6000
     name = f"{topic}-small-dlt"
-    kafka_stack.admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
-                                              config={"max.message.bytes": str(limit)})])[name].result(30)
+    kafka_stack.admin.create_topics(
+        [NewTopic(name, num_partitions=1, replication_factor=1, config={"max.message.bytes": str(limit)})]
+    )[name].result(30)
     settings.EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC = name
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 1
     template = good_message(topic).message
@@ -205,9 +243,11 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_down_with_a_reason(topic, 
 def test_without_a_dead_letter_topic_damaged_messages_are_skipped_with_their_reason(topic, settings, caplog):
     settings.EVENT_BUS_KAFKA_CONSUMER_CONSECUTIVE_ERRORS_LIMIT = 1
     template = good_message(topic).message
-    damaged = [{**template, "headers": with_header(template["headers"], "ce_id", None)},
-               {**template, "headers": with_header(template["headers"], "ce_time", b"2026-01-01T00:00:00")},
-               {**template, "headers": with_header(template["headers"], "ce_type", None)}]
+    damaged = [
+        {**template, "headers": with_header(template["headers"], "ce_id", None)},
+        {**template, "headers": with_header(template["headers"], "ce_time", b"2026-01-01T00:00:00")},
+        {**template, "headers": with_header(template["headers"], "ce_type", None)},
+    ]
     messages, goods = _interleave(topic, damaged)
     caplog.set_level(logging.INFO)
     outcome = run_through(topic, messages, expected_good=len(goods))

@@ -10,6 +10,7 @@ first arrive in the order they were produced, and the group must end fully commi
 Both processes write to one journal (each line tagged ``A`` or ``B``), so its line order is
 the one order in which the two processes received events.
 """
+
 import collections
 import uuid
 
@@ -31,8 +32,12 @@ SLOW_SECONDS = "0.02"
 
 def _events(count, start):
     """``count`` enrollment events whose keys (course keys) cycle through ``KEYS`` values."""
-    return [enrollment_event(course=CourseDataFactory(
-        course_key=CourseKey.from_string(f"course-v1:edX+Rebalance+K{(start + n) % KEYS}"))) for n in range(count)]
+    return [
+        enrollment_event(
+            course=CourseDataFactory(course_key=CourseKey.from_string(f"course-v1:edX+Rebalance+K{(start + n) % KEYS}"))
+        )
+        for n in range(count)
+    ]
 
 
 def _receipts(journal, kind="begin"):
@@ -51,14 +56,18 @@ def _cleanup(*processes):
             process.communicate(timeout=10)
 
 
-@pytest.mark.parametrize("strategy, commit_interval", [
-    pytest.param("range,roundrobin", 0, id="eager-commit-each-message"),
-    pytest.param("range,roundrobin", 1.0, id="eager-commit-every-second"),
-    # Incremental rebalancing: on_revoke is called with only the partitions that move.
-    pytest.param("cooperative-sticky", 1.0, id="cooperative-commit-every-second"),
-])
-def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything(kafka_stack, tmp_path, strategy,
-                                                                               commit_interval):
+@pytest.mark.parametrize(
+    "strategy, commit_interval",
+    [
+        pytest.param("range,roundrobin", 0, id="eager-commit-each-message"),
+        pytest.param("range,roundrobin", 1.0, id="eager-commit-every-second"),
+        # Incremental rebalancing: on_revoke is called with only the partitions that move.
+        pytest.param("cooperative-sticky", 1.0, id="cooperative-commit-every-second"),
+    ],
+)
+def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything(
+    kafka_stack, tmp_path, strategy, commit_interval
+):
     topic = f"test-{uuid.uuid4().hex[:12]}"
     kafka_stack.create_topic(topic, partitions=PARTITIONS)
     journal, group = tmp_path / "journal", new_group()
@@ -66,21 +75,26 @@ def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything
         "EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS": commit_interval,
         # One INFO line per message would fill the (undrained) stdout pipe and block the consumer.
         "EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED": False,
-        "EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {"auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                                                   "heartbeat.interval.ms": 1000,
-                                                   "partition.assignment.strategy": strategy},
+        "EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG": {
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "partition.assignment.strategy": strategy,
+        },
     }
     events = _events(BEFORE_B, 0)
     produced = produce_events(topic, events)
     first = second = None
     try:
-        first = start_consumer(topic, group, journal, settings=settings, OUTBOX_TEST_JOURNAL_TAG="A",
-                               OUTBOX_TEST_SLOW_SECONDS=SLOW_SECONDS)
+        first = start_consumer(
+            topic, group, journal, settings=settings, OUTBOX_TEST_JOURNAL_TAG="A", OUTBOX_TEST_SLOW_SECONDS=SLOW_SECONDS
+        )
         wait_for(lambda: _processed_by(journal, "A") >= 30, timeout=30, what="consumer A to process 30 events")
 
         # First rebalance: B joins while A has a backlog, and more events arrive meanwhile.
-        second = start_consumer(topic, group, journal, settings=settings, OUTBOX_TEST_JOURNAL_TAG="B",
-                                OUTBOX_TEST_SLOW_SECONDS=SLOW_SECONDS)
+        second = start_consumer(
+            topic, group, journal, settings=settings, OUTBOX_TEST_JOURNAL_TAG="B", OUTBOX_TEST_SLOW_SECONDS=SLOW_SECONDS
+        )
         more = _events(AFTER_B, BEFORE_B)
         produced += produce_events(topic, more)
         events += more
@@ -93,8 +107,11 @@ def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything
         unfinished_at_stop = len(produced) - len({event_id for event_id, _ in _receipts(journal, "end")})
         first_output = stop(first)
         ids = {str(m.id) for m in produced}
-        wait_for(lambda: {event_id for event_id, _ in _receipts(journal, "end")} >= ids, timeout=60,
-                 what="consumer B to process every event")
+        wait_for(
+            lambda: {event_id for event_id, _ in _receipts(journal, "end")} >= ids,
+            timeout=60,
+            what="consumer B to process every event",
+        )
         second_output = stop(second)
     finally:
         _cleanup(first, second)
@@ -108,14 +125,17 @@ def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything
     lost = ids - set(counts)
     assert not lost, f"{len(lost)} events never processed"
     assert set(counts) == ids, "processed an event that was not produced"
-    assert sorted(event_id for event_id, _ in received) == sorted(event_id for event_id, _ in processed), \
+    assert sorted(event_id for event_id, _ in received) == sorted(event_id for event_id, _ in processed), (
         "an event was received but not finished"
+    )
 
     by_consumer = collections.Counter(who for _, who in processed)
     assert by_consumer["A"] > 0 and by_consumer["B"] > 0, by_consumer
     duplicates = sum(counts.values()) - len(counts)
-    print(f"\n[{strategy=} {commit_interval=}] events={len(ids)} processed={sum(counts.values())} "
-          f"duplicates={duplicates} by_consumer={dict(by_consumer)} unfinished_at_stop={unfinished_at_stop}")
+    print(
+        f"\n[{strategy=} {commit_interval=}] events={len(ids)} processed={sum(counts.values())} "
+        f"duplicates={duplicates} by_consumer={dict(by_consumer)} unfinished_at_stop={unfinished_at_stop}"
+    )
     # Duplicate bound. Rebalance callbacks run inside poll(), between two messages, so no message is
     # half-processed when partitions are revoked, and on_revoke commits everything done on them first
     # (a graceful stop commits in _close as well): a clean handover replays nothing, and 0 is what runs
@@ -131,7 +151,7 @@ def test_two_consumers_through_two_rebalances_lose_nothing_and_commit_everything
     for position, (event_id, _) in enumerate(received):
         first_receipt.setdefault(event_id, position)
     by_key = collections.defaultdict(list)
-    for (_, _, data), metadata in zip(events, produced):
+    for (_, _, data), metadata in zip(events, produced, strict=False):
         by_key[str(data["enrollment"].course.course_key)].append(str(metadata.id))
     assert len(by_key) == KEYS
     for key, key_ids in by_key.items():

@@ -3,6 +3,7 @@ Failed receivers are retried (alone) with backoff; then the message goes to the
 dead-letter topic with its original key, value and headers, or is logged and skipped; and
 consumption continues. The offset is committed only once that is done.
 """
+
 import logging
 import time
 
@@ -12,9 +13,9 @@ from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED, SESSION_L
 from edx_event_bus_outbox.consumer.errors import DeadLetterError
 from tests.consumer.helpers import (
     Received,
+    assert_everything_committed,
     assert_no_payload_logged,
     connected,
-    assert_everything_committed,
     group_offsets,
     header_dict,
     new_group,
@@ -45,7 +46,7 @@ def test_only_the_failed_receiver_is_retried_with_growing_backoff(topic, setting
     def steady(**kwargs):
         steady_calls.append(kwargs["metadata"].id)
 
-    def flaky(**kwargs):  # pylint: disable=unused-argument
+    def flaky(**kwargs):
         flaky_calls.append(time.monotonic())
         if len(flaky_calls) < 3:
             raise Broken("not yet")
@@ -70,7 +71,7 @@ def test_debug_mode_send_raises_so_the_whole_send_is_retried(topic, settings):
     produce_events(topic, [enrollment_event()])
     calls = []
 
-    def flaky_once(**kwargs):  # pylint: disable=unused-argument
+    def flaky_once(**kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise Broken("first time")
@@ -81,7 +82,8 @@ def test_debug_mode_send_raises_so_the_whole_send_is_retried(topic, settings):
 
 
 def test_after_the_retries_the_message_is_dead_lettered_as_it_was_and_consumption_continues(
-        topic, settings, kafka_stack, caplog):
+    topic, settings, kafka_stack, caplog
+):
     dead_letter_topic = f"{topic}-dlt"
     kafka_stack.create_topic(dead_letter_topic)
     settings.EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC = dead_letter_topic
@@ -91,7 +93,7 @@ def test_after_the_retries_the_message_is_dead_lettered_as_it_was_and_consumptio
     original = kafka_stack.read_all(topic)[0]
     broken_calls, received = [], Received()
 
-    def broken(**kwargs):  # pylint: disable=unused-argument
+    def broken(**kwargs):
         broken_calls.append(1)
         raise Broken("receiver is broken")
 
@@ -104,13 +106,16 @@ def test_after_the_retries_the_message_is_dead_lettered_as_it_was_and_consumptio
     assert received.ids == [next_id], "consumption continued after the dead letter"
     [dead] = kafka_stack.read_all(dead_letter_topic)
     assert (dead.key(), dead.value()) == (original.key(), original.value())
-    assert dead.headers()[:len(original.headers())] == original.headers()
+    assert dead.headers()[: len(original.headers())] == original.headers()
     headers = header_dict(dead)
     assert headers["ce_id"] == failing_id
     assert headers["dlt_reason"] == "receiver_failed"
     assert "broken" in headers["dlt_error"] and "receiver is broken" in headers["dlt_error"]
-    assert (headers["dlt_original_topic"], headers["dlt_original_partition"], headers["dlt_original_offset"]) == \
-        (topic, "0", "0")
+    assert (headers["dlt_original_topic"], headers["dlt_original_partition"], headers["dlt_original_offset"]) == (
+        topic,
+        "0",
+        "0",
+    )
     assert headers["dlt_consumer_group"] == group
     assert group_offsets(topic, group)[0] == 2
     assert f"Message dead-lettered to {dead_letter_topic}" in caplog.text and failing_id in caplog.text

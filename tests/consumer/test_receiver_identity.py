@@ -7,6 +7,7 @@ The inbox records receivers by an identity that is unique and the same in every 
 instances, callable objects) are refused when deduplication is on, before the consumer joins
 its group; receivers sharing one are refused too.
 """
+
 import functools
 import uuid
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CALLS = []
 
 
-def module_receiver(**kwargs):  # pylint: disable=unused-argument
+def module_receiver(**kwargs):
     CALLS.append("module_receiver")
 
 
@@ -34,10 +35,11 @@ def _decorate(function):
     @functools.wraps(function)
     def wrapper(**kwargs):
         return function(**kwargs)
+
     return wrapper
 
 
-def undecorated(**kwargs):  # pylint: disable=unused-argument
+def undecorated(**kwargs):
     """Connected as it is, then wrapped under its own name (decorators applied after connecting)."""
 
 
@@ -50,15 +52,15 @@ class Handlers:
         self.name = name
         self.calls = []
 
-    def handle(self, metadata, **kwargs):  # pylint: disable=unused-argument
+    def handle(self, metadata, **kwargs):
         self.calls.append(str(metadata.id))
 
     @classmethod
-    def on_class(cls, **kwargs):  # pylint: disable=unused-argument
+    def on_class(cls, **kwargs):
         CALLS.append("on_class")
 
     @staticmethod
-    def static(**kwargs):  # pylint: disable=unused-argument
+    def static(**kwargs):
         CALLS.append("static")
 
 
@@ -80,29 +82,38 @@ class IdentifiedHandler:
 
 
 def _closure():
-    def inner(**kwargs):  # pylint: disable=unused-argument
+    def inner(**kwargs):
         pass
+
     return inner
 
 
-@pytest.mark.parametrize("receiver, expected", [
-    (module_receiver, f"{__name__}.module_receiver"),
-    (Handlers.on_class, f"{__name__}.Handlers.on_class"),
-    (Handlers.static, f"{__name__}.Handlers.static"),
-    (connected_before_wrapping, f"{__name__}.undecorated"),
-], ids=["function", "classmethod", "staticmethod", "wrapped-later"])
+@pytest.mark.parametrize(
+    "receiver, expected",
+    [
+        (module_receiver, f"{__name__}.module_receiver"),
+        (Handlers.on_class, f"{__name__}.Handlers.on_class"),
+        (Handlers.static, f"{__name__}.Handlers.static"),
+        (connected_before_wrapping, f"{__name__}.undecorated"),
+    ],
+    ids=["function", "classmethod", "staticmethod", "wrapped-later"],
+)
 def test_importable_functions_are_identified_by_module_and_qualname(receiver, expected):
     assert receiver_id(receiver) == expected
 
 
-@pytest.mark.parametrize("receiver", [
-    lambda **kwargs: None,
-    functools.partial(module_receiver),
-    Handlers("a").handle,
-    CallableReceiver(),
-    _closure(),
-    print,
-], ids=["lambda", "partial", "bound-method", "callable-object", "closure", "builtin"])
+@pytest.mark.parametrize(
+    "receiver",
+    [
+        lambda **kwargs: None,
+        functools.partial(module_receiver),
+        Handlers("a").handle,
+        CallableReceiver(),
+        _closure(),
+        print,
+    ],
+    ids=["lambda", "partial", "bound-method", "callable-object", "closure", "builtin"],
+)
 def test_receivers_whose_name_is_shared_have_no_identity(receiver):
     with pytest.raises(ReceiverIdentityError, match="outbox_receiver_id"):
         receiver_id(receiver)
@@ -122,17 +133,31 @@ def test_an_explicit_identity_wins_and_is_checked():
 
 def test_two_different_receivers_never_share_an_identity():
     # Every kind that used to collide under module.qualname: each gets its own or none.
-    candidates = [lambda **k: None, lambda **k: None, functools.partial(module_receiver),
-                  functools.partial(module_receiver), Handlers("a").handle, Handlers("b").handle, _closure(),
-                  _closure(), CallableReceiver(), CallableReceiver(), module_receiver, Handlers.on_class]
+    candidates = [
+        lambda **k: None,
+        lambda **k: None,
+        functools.partial(module_receiver),
+        functools.partial(module_receiver),
+        Handlers("a").handle,
+        Handlers("b").handle,
+        _closure(),
+        _closure(),
+        CallableReceiver(),
+        CallableReceiver(),
+        module_receiver,
+        Handlers.on_class,
+    ]
     identities = []
     for receiver in candidates:
         try:
             identities.append(receiver_id(receiver))
         except ReceiverIdentityError:
             pass
-    assert sorted(identities) == sorted({*identities}) == sorted([f"{__name__}.module_receiver",
-                                                                   f"{__name__}.Handlers.on_class"])
+    assert (
+        sorted(identities)
+        == sorted({*identities})
+        == sorted([f"{__name__}.module_receiver", f"{__name__}.Handlers.on_class"])
+    )
 
 
 class Joined(Exception):
@@ -144,8 +169,7 @@ def _joins(*args, **kwargs):
 
 
 @pytest.mark.parametrize("deduplicate", [True, False])
-def test_a_receiver_without_identity_is_refused_at_startup_only_when_deduplicating(settings, monkeypatch,
-                                                                                    deduplicate):
+def test_a_receiver_without_identity_is_refused_at_startup_only_when_deduplicating(settings, monkeypatch, deduplicate):
     settings.EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE = deduplicate
     monkeypatch.setattr("edx_event_bus_outbox.consumer.consumer.Consumer", _joins)
     with connected(Handlers("x").handle, COURSE_ENROLLMENT_CREATED):

@@ -2,9 +2,10 @@
 ``--extra '{"offset_time": ...}'`` replays from that time and keeps consuming; a
 timestamp without timezone is read as UTC, and the log says so.
 """
+
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +25,7 @@ def _ended(journal):
 def test_consume_events_with_offset_time_replays_then_keeps_consuming(topic, tmp_path):
     old = [str(m.id) for m in produce_events(topic, [enrollment_event() for _ in range(2)], partition=0)]
     time.sleep(0.5)
-    replay_from = datetime.now(timezone.utc)
+    replay_from = datetime.now(UTC)
     time.sleep(0.5)
     replayed = [str(m.id) for m in produce_events(topic, [enrollment_event() for _ in range(2)], partition=1)]
     group = new_group()
@@ -55,13 +56,13 @@ def test_consume_events_with_offset_time_replays_then_keeps_consuming(topic, tmp
 
 def test_a_naive_offset_time_is_utc_and_the_log_says_so(caplog):
     caplog.set_level(logging.WARNING)
-    assert parse_offset_time("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_offset_time("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     assert "has no timezone; reading it as UTC: 2026-01-01T00:00:00+00:00" in caplog.text
 
 
 def test_offset_time_with_a_timezone_keeps_it():
-    assert parse_offset_time("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert parse_offset_time("2026-01-01T02:00:00+02:00") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_offset_time("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_offset_time("2026-01-01T02:00:00+02:00") == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_an_invalid_offset_time_names_the_expected_format():
@@ -75,8 +76,9 @@ class FakeAssigningConsumer:
     def __init__(self):
         self.lookups, self.assigned = [], []
 
-    def offsets_for_times(self, partitions, timeout):  # pylint: disable=unused-argument
-        from confluent_kafka import TopicPartition  # pylint: disable=import-outside-toplevel
+    def offsets_for_times(self, partitions, timeout):
+        from confluent_kafka import TopicPartition
+
         self.lookups.append([(p.partition, p.offset) for p in partitions])
         return [TopicPartition(p.topic, p.partition, 100 + p.partition) for p in partitions]
 
@@ -85,11 +87,11 @@ class FakeAssigningConsumer:
 
 
 def test_each_partition_is_rewound_on_its_first_assignment_only():
-    from confluent_kafka import OFFSET_INVALID, TopicPartition  # pylint: disable=import-outside-toplevel
+    from confluent_kafka import OFFSET_INVALID, TopicPartition
 
-    from edx_event_bus_outbox.consumer.replay import ReplayFrom  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.consumer.replay import ReplayFrom
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     replay, consumer = ReplayFrom(start), FakeAssigningConsumer()
     replay.on_assign(consumer, [TopicPartition("t", 0), TopicPartition("t", 1)])
     replay.on_assign(consumer, [TopicPartition("t", 1), TopicPartition("t", 2)])  # after a rebalance

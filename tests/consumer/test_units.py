@@ -1,4 +1,5 @@
 """Pieces that need no broker: options, the retry policy, offset bookkeeping, receiver names."""
+
 import pytest
 
 from edx_event_bus_outbox import KafkaEventConsumer
@@ -72,10 +73,11 @@ class FakeCommitter:
         self.commits, self.fail = [], fail
 
     def commit(self, offsets, asynchronous):
-        from confluent_kafka import KafkaError, KafkaException  # pylint: disable=import-outside-toplevel
+        from confluent_kafka import KafkaError, KafkaException
+
         assert asynchronous is False, "commits are synchronous"
         if self.fail:
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))  # pylint: disable=protected-access
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
         self.commits.append(sorted((tp.partition, tp.offset) for tp in offsets))
         return offsets
 
@@ -107,7 +109,7 @@ def test_a_failed_commit_keeps_the_offsets_for_the_next_one():
 
 
 def test_revoked_partitions_are_committed_and_lost_ones_forgotten():
-    from confluent_kafka import TopicPartition  # pylint: disable=import-outside-toplevel
+    from confluent_kafka import TopicPartition
 
     consumer = FakeCommitter()
     tracker = OffsetTracker(consumer, interval=60)
@@ -134,29 +136,43 @@ def test_receivers_are_named_by_module_and_qualname():
 # ---------------------------------------------------------------- headers are parsed totally
 
 GOOD_HEADERS = [
-    ("ce_specversion", b"1.0"), ("content-type", b"application/avro"), ("ce_datacontenttype", b"application/avro"),
+    ("ce_specversion", b"1.0"),
+    ("content-type", b"application/avro"),
+    ("ce_datacontenttype", b"application/avro"),
     ("ce_type", b"org.openedx.learning.course.enrollment.created.v1"),
-    ("ce_id", b"7d4f0b4e-2f0a-4c7e-9f43-1c2b3a4d5e6f"), ("ce_source", b"openedx/lms/web"),
-    ("ce_time", b"2026-01-01T00:00:00.123456+00:00"), ("ce_minorversion", b"0"), ("sourcehost", b"h"),
+    ("ce_id", b"7d4f0b4e-2f0a-4c7e-9f43-1c2b3a4d5e6f"),
+    ("ce_source", b"openedx/lms/web"),
+    ("ce_time", b"2026-01-01T00:00:00.123456+00:00"),
+    ("ce_minorversion", b"0"),
+    ("sourcehost", b"h"),
     ("sourcelib", b"11.2.0"),
 ]
 
 
 def _header_lists():
-    from hypothesis import strategies as st  # pylint: disable=import-outside-toplevel
+    from hypothesis import strategies as st
+
     names = st.sampled_from([name for name, _ in GOOD_HEADERS] + ["other", ""])
-    values = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([v for _, v in GOOD_HEADERS]),
-                       st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")))
+    values = st.one_of(
+        st.none(),
+        st.binary(max_size=40),
+        st.sampled_from([v for _, v in GOOD_HEADERS]),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    )
     mutated = st.lists(st.tuples(st.integers(0, len(GOOD_HEADERS) - 1), values), max_size=3).map(
-        lambda changes: [(name, dict(changes).get(i, value)) for i, (name, value) in enumerate(GOOD_HEADERS)])
-    return st.one_of(st.lists(st.tuples(names, values), max_size=14), mutated,
-                     st.tuples(mutated, st.lists(st.tuples(names, values), max_size=3)).map(lambda p: p[0] + p[1]))
+        lambda changes: [(name, dict(changes).get(i, value)) for i, (name, value) in enumerate(GOOD_HEADERS)]
+    )
+    return st.one_of(
+        st.lists(st.tuples(names, values), max_size=14),
+        mutated,
+        st.tuples(mutated, st.lists(st.tuples(names, values), max_size=3)).map(lambda p: p[0] + p[1]),
+    )
 
 
 def test_metadata_from_headers_returns_metadata_or_raises_message_header_error_only():
-    from hypothesis import given, settings  # pylint: disable=import-outside-toplevel
+    from hypothesis import given, settings
 
-    from edx_event_bus_outbox.kafka.headers import MessageHeaderError, metadata_from_headers  # pylint: disable=C0415
+    from edx_event_bus_outbox.kafka.headers import MessageHeaderError, metadata_from_headers
 
     @settings(max_examples=400, deadline=None, database=None)
     @given(_header_lists())
@@ -174,10 +190,10 @@ def test_metadata_from_headers_returns_metadata_or_raises_message_header_error_o
 
 
 def test_an_unreadable_header_name_is_a_bad_header_not_a_crash():
-    from edx_event_bus_outbox.consumer import monitoring  # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.consumer.dead_letter import original_headers  # pylint: disable=C0415
-    from edx_event_bus_outbox.consumer.decoding import decode  # pylint: disable=import-outside-toplevel
-    from edx_event_bus_outbox.consumer.errors import UnusableMessage  # pylint: disable=import-outside-toplevel
+    from edx_event_bus_outbox.consumer import monitoring
+    from edx_event_bus_outbox.consumer.dead_letter import original_headers
+    from edx_event_bus_outbox.consumer.decoding import decode
+    from edx_event_bus_outbox.consumer.errors import UnusableMessage
 
     class Unreadable(FakeMessage):
         def headers(self):

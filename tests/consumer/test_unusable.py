@@ -2,14 +2,15 @@
 Unusable messages never stop the consumer. Each kind is sent to the real broker,
 followed by a good event; each is dead-lettered (or logged and skipped) without its payload.
 """
+
 import logging
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from openedx_events.learning.signals import COURSE_ENROLLMENT_CREATED
 
-from edx_event_bus_outbox.kafka import decoding
 from edx_event_bus_outbox.consumer.errors import ConsumerStuckError
+from edx_event_bus_outbox.kafka import decoding
 from tests.consumer.helpers import (
     Received,
     assert_everything_committed,
@@ -38,22 +39,25 @@ def unusable_messages(topic):
     events = [enrollment_event() for _ in range(3)]
     good = encoded(*events[0], topic)
     other = encoded(*events[1], topic)
-    unknown_schema_id = (2 ** 31 - 7).to_bytes(4, "big")
+    unknown_schema_id = (2**31 - 7).to_bytes(4, "big")
     ce_type = [(k, v) for k, v in good.headers if k == "ce_type"]
     kinds = [
         ("bad_framing", {"value": b"\x01" + good.value[1:]}),  # bad magic byte
         ("undecodable_value", {"value": good.value[:8]}),  # truncated Avro body
         ("unknown_schema", {"value": b"\x00" + unknown_schema_id + good.value[5:]}),
-        ("unknown_event_type", {"headers": [(k, b"org.openedx.no.such.event.v1" if k == "ce_type" else v)
-                                            for k, v in good.headers]}),
+        (
+            "unknown_event_type",
+            {"headers": [(k, b"org.openedx.no.such.event.v1" if k == "ce_type" else v) for k, v in good.headers]},
+        ),
         ("missing_event_type", {"headers": _without(good.headers, "ce_type")}),
         ("multiple_event_types", {"headers": good.headers + ce_type}),
         ("bad_headers", {"headers": _without(good.headers, "ce_id")}),  # missing ce_id
         ("empty_value", {"value": None}),
         ("empty_value", {"value": b""}),
     ]
-    messages = [(reason, {"key": good.key, "value": good.value, "headers": good.headers, **change})
-                for reason, change in kinds]
+    messages = [
+        (reason, {"key": good.key, "value": good.value, "headers": good.headers, **change}) for reason, change in kinds
+    ]
     return messages, {"key": other.key, "value": other.value, "headers": other.headers}, events
 
 
@@ -84,10 +88,10 @@ def test_each_unusable_message_is_dead_lettered_unchanged_with_its_reason(topic,
 
     dead = kafka_stack.read_all(dead_letter_topic)
     assert [header_dict(m)["dlt_reason"] for m in dead] == [reason for reason, _ in messages]
-    for letter, (_, original) in zip(dead, messages):
+    for letter, (_, original) in zip(dead, messages, strict=False):
         assert letter.key() == original["key"]
         assert (letter.value() or None) == (original["value"] or None)  # Kafka keeps no difference
-        assert letter.headers()[:len(original["headers"])] == original["headers"]
+        assert letter.headers()[: len(original["headers"])] == original["headers"]
         assert header_dict(letter)["dlt_consumer_group"] == group
     assert [int(header_dict(m)["dlt_original_offset"]) for m in dead] == list(range(len(messages)))
 

@@ -6,6 +6,7 @@ both broker and result backend.
 DJANGO_SETTINGS_MODULE) calls ``django.setup()`` in the worker and closes database connections
 after every task, so the test process can flush its tables between tests.
 """
+
 import os
 
 from celery import Celery
@@ -13,7 +14,7 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 # Importing the test settings loads .stack/env, where `make stack-up` writes the Redis URL.
-import tests.settings  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+import tests.settings  # noqa: E402,F401
 
 REDIS_URL = os.environ.get("OUTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6380/0")
 

@@ -1,4 +1,5 @@
 """Fixtures for the operations tests: Redis from the local stack and a real Celery worker."""
+
 import os
 import socket
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ def redis_stack():
 
 
 @pytest.fixture(scope="module")
-def celery_worker_process(redis_stack, django_db_setup, tmp_path_factory):  # pylint: disable=unused-argument
+def celery_worker_process(redis_stack, django_db_setup, tmp_path_factory):
     """One worker per test module (starting one costs seconds), always stopped at the end."""
     worker = Worker(tmp_path_factory.mktemp("celery") / "worker.log")
     try:

@@ -1,4 +1,5 @@
 """Outbox rows written directly, for tests that need a row in a given state without the producer."""
+
 import uuid
 
 from django.utils import timezone
@@ -12,6 +13,16 @@ PII_MARKER = "learner-pii@example.com"
 def make_row(topic="lane-a", status="pending", event_type="org.openedx.test.v1", **fields):
     now = timezone.now()
     return OutboxEvent.objects.create(
-        event_id=uuid.uuid4(), event_type=event_type, topic=topic, event_key_field="user.id", event_key=42,
-        payload={"user": {"id": 42, "pii": {"email": PII_MARKER}}}, event_time=now, source="s",
-        sourcehost="h", sourcelib="1.0.0", status=status, **fields)
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        topic=topic,
+        event_key_field="user.id",
+        event_key=42,
+        payload={"user": {"id": 42, "pii": {"email": PII_MARKER}}},
+        event_time=now,
+        source="s",
+        sourcehost="h",
+        sourcelib="1.0.0",
+        status=status,
+        **fields,
+    )

@@ -4,6 +4,7 @@ The admin's permission boundaries, through Django's test client with real users 
 Every user is staff with ``view_outboxevent`` (or it could not open the pages at all) plus the
 permissions a test names; superusers show what even full rights cannot do.
 """
+
 import re
 import uuid
 from datetime import timedelta
@@ -29,8 +30,9 @@ CHANGELIST = reverse("admin:edx_event_bus_outbox_outboxevent_changelist")
 
 
 def login(client, *codenames, superuser=False):
-    user = User.objects.create_user(f"user-{uuid.uuid4().hex[:8]}", password="unused", is_staff=True,
-                                    is_superuser=superuser)
+    user = User.objects.create_user(
+        f"user-{uuid.uuid4().hex[:8]}", password="unused", is_staff=True, is_superuser=superuser
+    )
     permissions = Permission.objects.filter(content_type__app_label="edx_event_bus_outbox", codename__in=codenames)
     assert permissions.count() == len(codenames), "a permission named by the test does not exist"
     user.user_permissions.add(*permissions)
@@ -52,8 +54,9 @@ def offered_actions(client):
 
 
 def run_action(client, action, rows, **extra):
-    return client.post(CHANGELIST, {"action": action, "index": "0", ACTION_CHECKBOX_NAME: [r.id for r in rows],
-                                    **extra}, follow=True)
+    return client.post(
+        CHANGELIST, {"action": action, "index": "0", ACTION_CHECKBOX_NAME: [r.id for r in rows], **extra}, follow=True
+    )
 
 
 def page_messages(response):
@@ -61,6 +64,7 @@ def page_messages(response):
 
 
 # ---------------------------------------------------------------- payload visibility
+
 
 @pytest.mark.parametrize("codenames, visible", [((VIEW,), False), ((VIEW, PAYLOAD), True)])
 def test_changelist_shows_payloads_only_with_the_payload_permission(client, codenames, visible):
@@ -94,12 +98,16 @@ def test_change_view_shows_the_last_error_only_with_the_payload_permission(clien
 
 # ---------------------------------------------------------------- actions
 
-@pytest.mark.parametrize("codenames, expected", [
-    ((VIEW,), set()),
-    ((VIEW, REQUEUE), {"requeue_dead_rows"}),
-    ((VIEW, DELETE), {"delete_selected"}),
-    ((VIEW, REQUEUE, DELETE), {"requeue_dead_rows", "delete_selected"}),
-])
+
+@pytest.mark.parametrize(
+    "codenames, expected",
+    [
+        ((VIEW,), set()),
+        ((VIEW, REQUEUE), {"requeue_dead_rows"}),
+        ((VIEW, DELETE), {"delete_selected"}),
+        ((VIEW, REQUEUE, DELETE), {"requeue_dead_rows", "delete_selected"}),
+    ],
+)
 def test_actions_are_offered_only_with_their_permissions(client, codenames, expected):
     make_row()
     login(client, *codenames)
@@ -152,12 +160,17 @@ def test_delete_action_cannot_be_posted_without_the_permission(client):
 
     assert "No action selected" in page_messages(response)
     assert OutboxEvent.objects.filter(id=row.id).exists()
-    assert client.post(reverse("admin:edx_event_bus_outbox_outboxevent_delete", args=[row.id]),
-                       {"post": "yes"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:edx_event_bus_outbox_outboxevent_delete", args=[row.id]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert OutboxEvent.objects.filter(id=row.id).exists()
 
 
 # ---------------------------------------------------------------- rows are the producer's
+
 
 def test_nobody_can_add_or_edit_outbox_rows(client):
     row = make_row(status="dead")
@@ -172,6 +185,7 @@ def test_nobody_can_add_or_edit_outbox_rows(client):
 
 
 # ---------------------------------------------------------------- search and filters
+
 
 def test_search_matches_one_complete_event_id_only(client):
     wanted, other = make_row(), make_row()
@@ -202,8 +216,10 @@ def test_filters_by_status_topic_event_type_and_created_date(client):
     login(client, VIEW)
 
     since = (timezone.now() - timedelta(days=1)).isoformat()
-    response = client.get(CHANGELIST, {"status__exact": "dead", "topic": "lane-b",
-                                       "event_type": "org.openedx.wanted.v1", "created__gte": since})
+    response = client.get(
+        CHANGELIST,
+        {"status__exact": "dead", "topic": "lane-b", "event_type": "org.openedx.wanted.v1", "created__gte": since},
+    )
 
     assert listed(response) == [wanted]
     titles = {spec.title for spec in response.context["cl"].filter_specs}
@@ -212,9 +228,11 @@ def test_filters_by_status_topic_event_type_and_created_date(client):
 
 # ---------------------------------------------------------------- leases and the consumer inbox
 
+
 def test_relay_leases_are_listed_read_only_without_their_token(client):
-    RelayLease.objects.create(lane="lane-a", token="secret-token", holder="relay-host:42",
-                              expires_at=timezone.now() + timedelta(seconds=30))
+    RelayLease.objects.create(
+        lane="lane-a", token="secret-token", holder="relay-host:42", expires_at=timezone.now() + timedelta(seconds=30)
+    )
     login(client, superuser=True)
 
     listing = client.get(reverse("admin:edx_event_bus_outbox_relaylease_changelist"))
@@ -227,8 +245,12 @@ def test_relay_leases_are_listed_read_only_without_their_token(client):
 
 
 def test_consumer_inbox_is_listed_read_only_and_searchable_by_event_id(client):
-    entries = [ConsumerInboxEntry.objects.create(group_id="group", event_id=uuid.uuid4(), receiver=f"app.r{n}",
-                                                 processed_at=timezone.now()) for n in range(2)]
+    entries = [
+        ConsumerInboxEntry.objects.create(
+            group_id="group", event_id=uuid.uuid4(), receiver=f"app.r{n}", processed_at=timezone.now()
+        )
+        for n in range(2)
+    ]
     login(client, superuser=True)
     url = reverse("admin:edx_event_bus_outbox_consumerinboxentry_changelist")
 
@@ -284,8 +306,9 @@ def test_lease_tokens_cannot_be_probed_through_the_query_string(client):
     login(client, superuser=True)
     url = reverse("admin:edx_event_bus_outbox_relaylease_changelist")
 
-    assert {probe(client, url, {"token__startswith": "secret"}), probe(client, url, {"token__startswith": "x"})} \
-        == {(400, None)}
+    assert {probe(client, url, {"token__startswith": "secret"}), probe(client, url, {"token__startswith": "x"})} == {
+        (400, None)
+    }
 
 
 @pytest.mark.parametrize("field", ["payload", "last_error", "event_key"])
@@ -325,8 +348,10 @@ def test_history_delete_and_autocomplete_pages_show_no_event_data(client):
 
     history = client.get(reverse("admin:edx_event_bus_outbox_outboxevent_history", args=[row.id]))
     delete = client.get(reverse("admin:edx_event_bus_outbox_outboxevent_delete", args=[row.id]))
-    autocomplete = client.get(reverse("admin:autocomplete"), {
-        "term": "learner", "app_label": "edx_event_bus_outbox", "model_name": "outboxevent", "field_name": "payload"})
+    autocomplete = client.get(
+        reverse("admin:autocomplete"),
+        {"term": "learner", "app_label": "edx_event_bus_outbox", "model_name": "outboxevent", "field_name": "payload"},
+    )
 
     assert (history.status_code, delete.status_code, autocomplete.status_code) == (200, 200, 403)
     for response in (history, delete, autocomplete):
@@ -348,9 +373,13 @@ BIG_TABLES = ("edx_event_bus_outbox_event", "edx_event_bus_outbox_consumer_inbox
 
 def _filter_queries(queries):
     """The queries a changelist's filters ran on the big tables: all but its row count and its page."""
-    return [q["sql"] for q in queries
-            if any(f'"{t}"' in q["sql"] or f"`{t}`" in q["sql"] for t in BIG_TABLES)
-            and "COUNT(" not in q["sql"] and "LIMIT 100" not in q["sql"]]
+    return [
+        q["sql"]
+        for q in queries
+        if any(f'"{t}"' in q["sql"] or f"`{t}`" in q["sql"] for t in BIG_TABLES)
+        and "COUNT(" not in q["sql"]
+        and "LIMIT 100" not in q["sql"]
+    ]
 
 
 def _reads_more_than_a_seek(sql) -> bool:
@@ -362,11 +391,14 @@ def _reads_more_than_a_seek(sql) -> bool:
     print(f"\n{connection.vendor} plan for {sql}:\n{plan}")
     if connection.vendor == "postgresql":
         scans = [line for (line,) in plan if "Scan" in line]
-        return not scans or any(not re.search(r"Index (Only )?Scan .*actual .*rows=[01] loops=1", line)
-                                for line in scans)
+        return not scans or any(
+            not re.search(r"Index (Only )?Scan .*actual .*rows=[01] loops=1", line) for line in scans
+        )
     steps = [dict(zip(columns, row, strict=True)) for row in plan]
-    return any(step["type"] == "ALL" or not step["key"] or re.search("filesort|temporary", step["Extra"] or "")
-               for step in steps)
+    return any(
+        step["type"] == "ALL" or not step["key"] or re.search("filesort|temporary", step["Extra"] or "")
+        for step in steps
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -378,18 +410,40 @@ def test_list_filters_seek_instead_of_reading_the_whole_table(client, settings):
     settings.EVENT_BUS_PRODUCER_CONFIG = {"org.openedx.test.v1": {"lane-a": {"event_key_field": "user.id"}}}
     now = timezone.now()
     for topic, status in [("lane-a", "sent"), ("lane-b", "sent"), ("lane-c", "pending"), ("lane-d", "dead")]:
-        OutboxEvent.objects.bulk_create([OutboxEvent(
-            event_id=uuid.uuid4(), event_type="org.openedx.test.v1", topic=topic, event_key_field="user.id",
-            event_key=n, payload={"n": n}, event_time=now, source="s", sourcehost="h", sourcelib="1.0.0",
-            status=status) for n in range(1500)], batch_size=500)
-    ConsumerInboxEntry.objects.bulk_create([ConsumerInboxEntry(
-        group_id=f"group-{n % 3}", event_id=uuid.uuid4(), receiver="app.r", processed_at=now) for n in range(3000)],
-        batch_size=500)
+        OutboxEvent.objects.bulk_create(
+            [
+                OutboxEvent(
+                    event_id=uuid.uuid4(),
+                    event_type="org.openedx.test.v1",
+                    topic=topic,
+                    event_key_field="user.id",
+                    event_key=n,
+                    payload={"n": n},
+                    event_time=now,
+                    source="s",
+                    sourcehost="h",
+                    sourcelib="1.0.0",
+                    status=status,
+                )
+                for n in range(1500)
+            ],
+            batch_size=500,
+        )
+    ConsumerInboxEntry.objects.bulk_create(
+        [
+            ConsumerInboxEntry(group_id=f"group-{n % 3}", event_id=uuid.uuid4(), receiver="app.r", processed_at=now)
+            for n in range(3000)
+        ],
+        batch_size=500,
+    )
     RelayLease.objects.bulk_create([RelayLease(lane=lane) for lane in ("lane-a", "lane-b", "lane-d")])
     with connection.cursor() as cursor:
         for table in BIG_TABLES:
-            cursor.execute({"postgresql": f"ANALYZE {table}", "mysql": f"ANALYZE TABLE {table}",
-                            "sqlite": "ANALYZE"}[connection.vendor])
+            cursor.execute(
+                {"postgresql": f"ANALYZE {table}", "mysql": f"ANALYZE TABLE {table}", "sqlite": "ANALYZE"}[
+                    connection.vendor
+                ]
+            )
             if connection.vendor == "mysql":
                 cursor.fetchall()
     login(client, superuser=True)
@@ -401,12 +455,17 @@ def test_list_filters_seek_instead_of_reading_the_whole_table(client, settings):
 
     queries = _filter_queries(outbox_page.captured_queries) + _filter_queries(inbox_page.captured_queries)
     assert queries and all("DISTINCT" not in sql and "LIMIT 1" in sql for sql in queries), queries
-    choices = {spec.title: [c["display"] for c in spec.choices(outbox.context["cl"])][1:]
-               for spec in outbox.context["cl"].filter_specs}
+    choices = {
+        spec.title: [c["display"] for c in spec.choices(outbox.context["cl"])][1:]
+        for spec in outbox.context["cl"].filter_specs
+    }
     assert choices["topic"] == ["lane-a", "lane-b", "lane-c", "lane-d"]
     assert choices["event type"] == ["org.openedx.test.v1"]
-    assert [c["display"] for c in inbox.context["cl"].filter_specs[0].choices(inbox.context["cl"])][1:] \
-        == ["group-0", "group-1", "group-2"]
+    assert [c["display"] for c in inbox.context["cl"].filter_specs[0].choices(inbox.context["cl"])][1:] == [
+        "group-0",
+        "group-1",
+        "group-2",
+    ]
     assert "Show counts" not in outbox.content.decode()
     if connection.vendor != "sqlite":
         assert not [sql for sql in queries if _reads_more_than_a_seek(sql)]

@@ -2,6 +2,7 @@
 The Celery tasks on a real worker (``celery worker --pool=solo``) with the local stack's Redis
 as broker and result backend, working on this test's database.
 """
+
 from datetime import timedelta
 
 import pytest
@@ -19,8 +20,11 @@ def test_purge_task_deletes_only_old_sent_rows(celery_worker_process):
     old = timezone.now() - timedelta(days=10)  # EVENT_BUS_OUTBOX_RETENTION_DAYS is 7
     for _ in range(3):
         make_row(status="sent", sent_at=old)
-    kept = {make_row(status="sent", sent_at=timezone.now() - timedelta(days=1)).id,
-            make_row(status="dead").id, make_row(status="pending").id}
+    kept = {
+        make_row(status="sent", sent_at=timezone.now() - timedelta(days=1)).id,
+        make_row(status="dead").id,
+        make_row(status="pending").id,
+    }
     OutboxEvent.objects.filter(id__in=kept).update(created=old)
 
     assert celery_worker_process.run(purge_outbox, batch_size=2) == 3

@@ -1,4 +1,5 @@
 """A real Celery worker in a child process, on this test's database and a queue of its own."""
+
 import os
 import signal
 import socket
@@ -27,14 +28,34 @@ class Worker:
         self.process = None
 
     def start(self):
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1",
-               "OUTBOX_TEST_DB_NAME": connection.settings_dict["NAME"]}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONUNBUFFERED": "1",
+            "OUTBOX_TEST_DB_NAME": connection.settings_dict["NAME"],
+        }
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-                [sys.executable, "-m", "celery", "-A", "tests.ops.celery_app", "worker", "--pool=solo",
-                 "--queues", self.queue, "--hostname", self.name, "--without-gossip", "--without-mingle",
-                 "--loglevel=INFO"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tests.ops.celery_app",
+                    "worker",
+                    "--pool=solo",
+                    "--queues",
+                    self.queue,
+                    "--hostname",
+                    self.name,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel=INFO",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait_until_ready()
 

@@ -6,6 +6,7 @@ the first appearance of a later event of that key. Re-sends after a crash replay
 (1 2 3 2 3 4), which is a duplicate, not a reorder. The last message of every key must be
 that key's newest event.
 """
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -26,9 +27,11 @@ class Verdict:
         return not (self.lost or self.phantom or self.reorders or self.stale_last)
 
     def summary(self):
-        return (f"committed={self.committed} published={self.published} lost={len(self.lost)} "
-                f"phantom={len(self.phantom)} duplicates={self.duplicates} reorders={len(self.reorders)} "
-                f"stale_last={len(self.stale_last)}")
+        return (
+            f"committed={self.committed} published={self.published} lost={len(self.lost)} "
+            f"phantom={len(self.phantom)} duplicates={self.duplicates} reorders={len(self.reorders)} "
+            f"stale_last={len(self.stale_last)}"
+        )
 
 
 def check(messages, committed_ids_in_order, rolled_back_ids=()):
@@ -47,8 +50,11 @@ def check(messages, committed_ids_in_order, rolled_back_ids=()):
     for key, sequence in by_key.items():
         first_seen = list(dict.fromkeys(sequence))
         ranks = [position.get(e, -1) for e in first_seen]
-        verdict.reorders += [(key, a, b) for a, b in zip(first_seen, first_seen[1:])
-                             if position.get(a, -1) > position.get(b, -1)]
+        verdict.reorders += [
+            (key, a, b)
+            for a, b in zip(first_seen, first_seen[1:], strict=False)
+            if position.get(a, -1) > position.get(b, -1)
+        ]
         newest = max(first_seen, key=lambda e: position.get(e, -1))
         if sequence[-1] != newest and ranks:
             verdict.stale_last.append((key, sequence[-1], newest))

@@ -1,4 +1,5 @@
 """A sink that stands in for Kafka, for relay tests about the database side only."""
+
 from edx_event_bus_outbox.relay.sink import Delivery
 
 

@@ -4,6 +4,7 @@ Wire compatibility with edx-event-bus-kafka 6.x, installed in the test environme
 * The same event sent by its producer and by our relay is byte-identical (key, value, headers).
 * Its consumer reads what our relay produced and fires the signal with equal data and metadata.
 """
+
 import threading
 
 import pytest
@@ -30,8 +31,9 @@ def test_our_relay_and_the_edx_producer_write_identical_messages(index, kafka_st
     edx_producer.send(signal=signal, topic=theirs, event_key_field=key_field, event_data=data, event_metadata=metadata)
     assert edx_producer.producer.flush(30) == 0  # its prepare_for_shutdown() flushes without a time limit
     with transaction.atomic():
-        create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
-                               event_metadata=metadata)
+        create_producer().send(
+            signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=metadata
+        )
     drain(topic)
 
     (ours_msg,) = kafka_stack.read_all(topic, expected=1)
@@ -46,18 +48,21 @@ def test_edx_event_bus_kafkas_consumer_reads_what_our_relay_produced(kafka_stack
     signal, key_field, data = enrollment_event()
     sent_metadata = EventsMetadata(event_type=signal.event_type)
     with transaction.atomic():
-        create_producer().send(signal=signal, topic=topic, event_key_field=key_field, event_data=data,
-                               event_metadata=sent_metadata)
+        create_producer().send(
+            signal=signal, topic=topic, event_key_field=key_field, event_data=data, event_metadata=sent_metadata
+        )
     drain(topic)
 
     group = f"edx-{topic}"
-    kafka_stack.set_group_offsets(group, topic, offset=0)  # edx-event-bus-kafka's consumer starts a new group at the end
+    kafka_stack.set_group_offsets(
+        group, topic, offset=0
+    )  # edx-event-bus-kafka's consumer starts a new group at the end
     consumer = EdxConsumer(topic, group)  # with our registry client (conftest), which times out
     received = []
 
     def receiver(**kwargs):
         received.append(kwargs)
-        consumer._shut_down()  # pylint: disable=protected-access
+        consumer._shut_down()
 
     signal.connect(receiver, weak=False, dispatch_uid="edx-compat")
     thread = threading.Thread(target=consumer.consume_indefinitely, daemon=True)
@@ -65,7 +70,7 @@ def test_edx_event_bus_kafkas_consumer_reads_what_our_relay_produced(kafka_stack
         thread.start()
         thread.join(timeout=60)
     finally:
-        consumer._shut_down()  # pylint: disable=protected-access
+        consumer._shut_down()
         thread.join(timeout=15)
         signal.disconnect(dispatch_uid="edx-compat")
 

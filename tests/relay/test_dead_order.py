@@ -4,6 +4,7 @@ and a permanent-looking error has a retry budget that outlasts a rolling deploy 
 
 Against the real broker and registry, on whichever database ``OUTBOX_TEST_DB`` names.
 """
+
 import threading
 import time
 from contextlib import contextmanager
@@ -46,8 +47,13 @@ def send(topic, key, newer=False, big=False):
     metadata = EventsMetadata(event_type=signal.event_type)
     course = CourseDataFactory(course_key=course_key(key), **({"display_name": "x" * 4000} if big else {}))
     with transaction.atomic():
-        create_producer().send(signal=signal, topic=topic, event_key_field=KEY_FIELD, event_metadata=metadata,
-                               event_data={"enrollment": CourseEnrollmentDataFactory(course=course)})
+        create_producer().send(
+            signal=signal,
+            topic=topic,
+            event_key_field=KEY_FIELD,
+            event_metadata=metadata,
+            event_data={"enrollment": CourseEnrollmentDataFactory(course=course)},
+        )
     if newer:
         OutboxEvent.objects.filter(event_id=metadata.id).update(event_type=NEWER_TYPE)
     return str(metadata.id)
@@ -60,13 +66,16 @@ def relay_knows_the_newer_type():
     try:
         yield signal
     finally:
-        del OpenEdxPublicSignal._mapping[NEWER_TYPE]  # pylint: disable=protected-access
+        del OpenEdxPublicSignal._mapping[NEWER_TYPE]
         OpenEdxPublicSignal.instances.remove(signal)
 
 
 def set_max_message_bytes(kafka_stack, topic, value):
-    resource = ConfigResource("topic", topic, incremental_configs=[
-        ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        "topic",
+        topic,
+        incremental_configs=[ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)],
+    )
     for future in kafka_stack.admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
 
@@ -86,8 +95,15 @@ def test_a_dead_row_holds_later_rows_of_its_key_until_requeued_then_all_go_out_i
     wait behind it (held), also those written after it died, while B keeps flowing; once the
     relay is upgraded and the operator requeues, A's events reach Kafka in commit order.
     """
-    order = [send(topic, "A"), send(topic, "B"), send(topic, "A", newer=True), send(topic, "B"),
-             send(topic, "A"), send(topic, "B"), send(topic, "A")]
+    order = [
+        send(topic, "A"),
+        send(topic, "B"),
+        send(topic, "A", newer=True),
+        send(topic, "B"),
+        send(topic, "A"),
+        send(topic, "B"),
+        send(topic, "A"),
+    ]
     a1, b1, a2, b2, a3, b3, a4 = order
 
     drain(topic, **DIES_AT_ONCE)
@@ -102,7 +118,7 @@ def test_a_dead_row_holds_later_rows_of_its_key_until_requeued_then_all_go_out_i
     _, ids = published(kafka_stack, topic, expected=5)
     assert late_b in ids and late_a not in ids and status_of(late_a) == STATUS.held
 
-    with relay_knows_the_newer_type():                    # the operator fixes the cause ...
+    with relay_knows_the_newer_type():  # the operator fixes the cause ...
         call_command("requeue_outbox", "--topic", topic)  # ... and requeues
         assert [status_of(e) for e in (a2, a3, a4, late_a)] == [STATUS.pending] * 4
         drain(topic, **DIES_AT_ONCE)
@@ -118,14 +134,22 @@ def test_requeue_releases_only_the_rows_held_behind_the_requeued_row(kafka_stack
     a_dead, b_dead = send(topic, "A", newer=True), send(topic, "B", newer=True)
     a_later, b_later = send(topic, "A"), send(topic, "B")
     drain(topic, **DIES_AT_ONCE)
-    assert [status_of(e) for e in (a_dead, b_dead, a_later, b_later)] == [STATUS.dead, STATUS.dead,
-                                                                           STATUS.held, STATUS.held]
+    assert [status_of(e) for e in (a_dead, b_dead, a_later, b_later)] == [
+        STATUS.dead,
+        STATUS.dead,
+        STATUS.held,
+        STATUS.held,
+    ]
 
     row_id = OutboxEvent.objects.get(event_id=a_dead).id
     with relay_knows_the_newer_type():
         call_command("requeue_outbox", "--id", str(row_id))
-        assert [status_of(e) for e in (a_dead, a_later, b_dead, b_later)] == [STATUS.pending, STATUS.pending,
-                                                                               STATUS.dead, STATUS.held]
+        assert [status_of(e) for e in (a_dead, a_later, b_dead, b_later)] == [
+            STATUS.pending,
+            STATUS.pending,
+            STATUS.dead,
+            STATUS.held,
+        ]
         drain(topic, **DIES_AT_ONCE)
     _, ids = published(kafka_stack, topic, expected=2)
     assert ids == {a_dead, a_later}
@@ -140,14 +164,23 @@ def test_a_row_the_broker_refuses_is_resent_before_its_key_s_newest_event(kafka_
     limit and requeued, it goes out again after it: the key's last message is its newest.
     """
     set_max_message_bytes(kafka_stack, topic, 3000)
-    order = [send(topic, "A"), send(topic, "B"), send(topic, "A", big=True), send(topic, "A"), send(topic, "B"),
-             send(topic, "A")]
+    order = [
+        send(topic, "A"),
+        send(topic, "B"),
+        send(topic, "A", big=True),
+        send(topic, "A"),
+        send(topic, "B"),
+        send(topic, "A"),
+    ]
     drain(topic, **DIES_AT_ONCE)
     # The broker refuses a whole record batch, so A's first event may die with the big one.
-    a_statuses = [status for status, key in OutboxEvent.objects.order_by("id").values_list("status", "event_key")
-                  if key == str(course_key("A"))]
+    a_statuses = [
+        status
+        for status, key in OutboxEvent.objects.order_by("id").values_list("status", "event_key")
+        if key == str(course_key("A"))
+    ]
     first_dead = a_statuses.index(STATUS.dead)
-    assert first_dead <= 1 and STATUS.sent not in a_statuses[first_dead + 1:], a_statuses
+    assert first_dead <= 1 and STATUS.sent not in a_statuses[first_dead + 1 :], a_statuses
 
     set_max_message_bytes(kafka_stack, topic, 1000000)
     call_command("requeue_outbox", "--topic", topic)
@@ -194,8 +227,9 @@ def test_a_row_goes_dead_once_it_has_failed_for_longer_than_the_budget(topic, se
     assert row.status == STATUS.pending and row.attempts == 1 and row.failing_since is not None
 
     # The first failure an hour and a minute ago: the next one is past the budget.
-    OutboxEvent.objects.filter(id=row_id).update(failing_since=timezone.now() - timedelta(seconds=3660),
-                                                 next_attempt_at=None)
+    OutboxEvent.objects.filter(id=row_id).update(
+        failing_since=timezone.now() - timedelta(seconds=3660), next_attempt_at=None
+    )
     relay = Relay(RelayOptions(lanes=[topic], max_attempts=1, backoff=(0.01, 0.02)))
     relay.relay_once()
     assert OutboxEvent.objects.get(id=row_id).status == STATUS.dead and relay.dead_total == 1

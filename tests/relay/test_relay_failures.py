@@ -1,28 +1,29 @@
 """Permanent and retriable failures, against the real broker and registry."""
+
 import json
 import logging
 import socket
 import threading
 
 import pytest
-from confluent_kafka.admin import ConfigResource, ConfigEntry, AlterConfigOpType
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.schema_registry import Schema
 from django.core.management import call_command
 from django.db import transaction
+from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
+from openedx_events.data import EventsMetadata
+from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
-from edx_event_bus_outbox.kafka.headers import header_values
+from edx_event_bus_outbox import create_producer
 from edx_event_bus_outbox.exceptions import OutboxConfigurationError
 from edx_event_bus_outbox.kafka.config import schema_registry_client
+from edx_event_bus_outbox.kafka.headers import header_values
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, XBlockDataFactory, enrollment_event
 from tests.kafka_tools import stack_service
 from tests.outbox_tools import drain, write_events
 from tests.relay.checker import check
-from edx_event_bus_outbox import create_producer
-from openedx_events.content_authoring.signals import XBLOCK_PUBLISHED
-from openedx_events.data import EventsMetadata
-from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
@@ -30,8 +31,10 @@ FAST_RETRIES = {"max_attempts": 3, "dead_after_seconds": 0, "backoff": (0.01, 0.
 
 
 def published_ids(kafka_stack, topic, expected=None):
-    return [header_values(m.headers(), "ce_id")[0]
-            for m in sorted(kafka_stack.read_all(topic, expected=expected), key=lambda m: (m.partition(), m.offset()))]
+    return [
+        header_values(m.headers(), "ce_id")[0]
+        for m in sorted(kafka_stack.read_all(topic, expected=expected), key=lambda m: (m.partition(), m.offset()))
+    ]
 
 
 def test_unknown_event_type_goes_dead_after_max_attempts_and_the_lane_moves_on(topic, kafka_stack, caplog):
@@ -51,7 +54,11 @@ def test_unknown_event_type_goes_dead_after_max_attempts_and_the_lane_moves_on(t
     assert relay.sent_total == 2 and relay.dead_total == 1
     # The later event of the ghost's key waits behind it (ADR 11); the other key's goes out.
     assert list(OutboxEvent.objects.order_by("id").values_list("status", flat=True)) == [
-        OutboxEvent.STATUS.sent, OutboxEvent.STATUS.dead, OutboxEvent.STATUS.held, OutboxEvent.STATUS.sent]
+        OutboxEvent.STATUS.sent,
+        OutboxEvent.STATUS.dead,
+        OutboxEvent.STATUS.held,
+        OutboxEvent.STATUS.sent,
+    ]
     assert len(published_ids(kafka_stack, topic, expected=2)) == 2
     assert str(ghost.event_id) in caplog.text and "dead" in caplog.text
     pii = ghost.payload["enrollment"]["user"]["pii"]  # never the payload, in whatever quoting
@@ -114,8 +121,13 @@ def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, t
     signal, key_field, _ = enrollment_event()
     with transaction.atomic():
         big = {"enrollment": CourseEnrollmentDataFactory(course=CourseDataFactory(display_name="x" * 4000))}
-        create_producer().send(signal=signal, topic=small, event_key_field=key_field, event_data=big,
-                               event_metadata=EventsMetadata(event_type=signal.event_type))
+        create_producer().send(
+            signal=signal,
+            topic=small,
+            event_key_field=key_field,
+            event_data=big,
+            event_metadata=EventsMetadata(event_type=signal.event_type),
+        )
     write_events(small, 2)
 
     drain(small, **FAST_RETRIES)
@@ -134,8 +146,9 @@ def test_too_large_event_goes_dead_then_is_requeued_and_delivered(kafka_stack, t
 
 
 def _set_topic_config(kafka_stack, topic, name, value):
-    resource = ConfigResource("topic", topic, incremental_configs=[
-        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        "topic", topic, incremental_configs=[ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)]
+    )
     for future in kafka_stack.admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
 
@@ -143,8 +156,12 @@ def _set_topic_config(kafka_stack, topic, name, value):
 def test_schema_incompatible_with_the_registered_one_goes_dead(kafka_stack, topic):
     signal, _, _ = enrollment_event()
     registry = kafka_stack.registry()
-    incompatible = {"type": "record", "name": "CloudEvent", "namespace": signal.event_type,
-                    "fields": [{"name": "enrollment", "type": "string"}]}
+    incompatible = {
+        "type": "record",
+        "name": "CloudEvent",
+        "namespace": signal.event_type,
+        "fields": [{"name": "enrollment", "type": "string"}],
+    }
     registry.register_schema(f"{topic}-{signal.event_type}.CloudEvent", Schema(json.dumps(incompatible), "AVRO"))
     write_events(topic, 1)
 
@@ -158,18 +175,26 @@ def test_schema_incompatible_with_the_registered_one_goes_dead(kafka_stack, topi
 def test_an_event_written_before_its_schema_gained_an_optional_field_is_relayed(kafka_stack, topic):
     data = {"xblock_info": XBlockDataFactory()}
     with transaction.atomic():
-        create_producer().send(signal=XBLOCK_PUBLISHED, topic=topic, event_key_field="xblock_info.usage_key",
-                               event_data=data, event_metadata=EventsMetadata(event_type=XBLOCK_PUBLISHED.event_type))
+        create_producer().send(
+            signal=XBLOCK_PUBLISHED,
+            topic=topic,
+            event_key_field="xblock_info.usage_key",
+            event_data=data,
+            event_metadata=EventsMetadata(event_type=XBLOCK_PUBLISHED.event_type),
+        )
     row = OutboxEvent.objects.get()
     del row.payload["xblock_info"]["version"]  # as written by a service whose XBlockData had no `version`
     row.save(update_fields=["payload"])
 
     drain(topic)
     (message,) = kafka_stack.read_all(topic, expected=1)
-    from edx_event_bus_outbox.kafka.schemas import signal_serializer  # pylint: disable=import-outside-toplevel
-    from confluent_kafka.schema_registry.avro import AvroDeserializer  # pylint: disable=import-outside-toplevel
-    value = AvroDeserializer(kafka_stack.registry(),
-                             signal_serializer(XBLOCK_PUBLISHED).schema_string())(message.value(), None)
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    from edx_event_bus_outbox.kafka.schemas import signal_serializer
+
+    value = AvroDeserializer(kafka_stack.registry(), signal_serializer(XBLOCK_PUBLISHED).schema_string())(
+        message.value(), None
+    )
     assert AvroSignalDeserializer(XBLOCK_PUBLISHED).from_dict(value) == data  # version read back as None
 
 

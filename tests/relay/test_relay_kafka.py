@@ -1,4 +1,5 @@
 """The relay against the real broker and registry: delivery, order, marking, wire format."""
+
 from collections import defaultdict
 
 import pytest
@@ -51,13 +52,24 @@ def test_message_has_the_exact_headers_key_and_value(topic, kafka_stack):
 
     assert message.headers() == headers_from_metadata(metadata)
     assert [name for name, _ in message.headers()] == [
-        "ce_specversion", "content-type", "ce_datacontenttype", "ce_type", "ce_id", "ce_source", "ce_time",
-        "ce_minorversion", "sourcehost", "sourcelib"]
+        "ce_specversion",
+        "content-type",
+        "ce_datacontenttype",
+        "ce_type",
+        "ce_id",
+        "ce_source",
+        "ce_time",
+        "ce_minorversion",
+        "sourcehost",
+        "sourcelib",
+    ]
     registry = kafka_stack.registry()
     value = AvroDeserializer(registry, signal_serializer(signal).schema_string())(
-        message.value(), SerializationContext(topic, MessageField.VALUE))
+        message.value(), SerializationContext(topic, MessageField.VALUE)
+    )
     key = AvroDeserializer(registry, key_schema_string(signal, key_field))(
-        message.key(), SerializationContext(topic, MessageField.KEY))
+        message.key(), SerializationContext(topic, MessageField.KEY)
+    )
     assert value == row.payload
     assert key == row.event_key == str(row.payload["enrollment"]["course"]["course_key"])
     assert message.value()[0] == 0 and message.key()[0] == 0  # Confluent framing

@@ -2,6 +2,7 @@
 The relay's settings reach its options (and so its behaviour), and ``run_outbox_relay``'s
 options override them. ``EVENT_BUS_OUTBOX_RELAY_LISTEN = False`` means no LISTEN on PostgreSQL.
 """
+
 import threading
 import time
 from io import StringIO
@@ -25,8 +26,19 @@ from tests.relay.sinks import AcceptingSink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIELDS = ("alias", "lanes", "batch_size", "poll_interval", "lease_seconds", "max_attempts", "backoff",
-          "delete_on_ack", "listen", "heartbeat_file", "until_empty")
+FIELDS = (
+    "alias",
+    "lanes",
+    "batch_size",
+    "poll_interval",
+    "lease_seconds",
+    "max_attempts",
+    "backoff",
+    "delete_on_ack",
+    "listen",
+    "heartbeat_file",
+    "until_empty",
+)
 
 SETTINGS = {
     "EVENT_BUS_OUTBOX_DATABASE": "other",
@@ -83,14 +95,39 @@ def test_the_command_takes_the_settings_and_its_options_override_them(settings, 
     for name, value in SETTINGS.items():
         setattr(settings, name, value)
     call_command("run_outbox_relay", stdout=StringIO())
-    call_command("run_outbox_relay", "--lane", "a", "--lane", "b", "--batch-size", "5", "--poll-interval", "0.5",
-                 "--lease-seconds", "7", "--heartbeat-file", str(tmp_path / "alive"), "--until-empty",
-                 stdout=StringIO())
+    call_command(
+        "run_outbox_relay",
+        "--lane",
+        "a",
+        "--lane",
+        "b",
+        "--batch-size",
+        "5",
+        "--poll-interval",
+        "0.5",
+        "--lease-seconds",
+        "7",
+        "--heartbeat-file",
+        str(tmp_path / "alive"),
+        "--until-empty",
+        stdout=StringIO(),
+    )
 
     plain, overridden = command_relays
     assert options_tuple(plain) == FROM_SETTINGS
-    assert options_tuple(overridden) == ("other", ["a", "b"], 5, 0.5, 7.0, 9, (1.0, 8.0), True, False,
-                                         str(tmp_path / "alive"), True)
+    assert options_tuple(overridden) == (
+        "other",
+        ["a", "b"],
+        5,
+        0.5,
+        7.0,
+        9,
+        (1.0, 8.0),
+        True,
+        False,
+        str(tmp_path / "alive"),
+        True,
+    )
 
 
 def write(count, lane="lane-a"):
@@ -100,8 +137,9 @@ def write(count, lane="lane-a"):
         for _ in range(count):
             data = enrollment_event()[2]
             metadata = EventsMetadata(event_type=signal.event_type)
-            create_producer().send(signal=signal, topic=lane, event_key_field=key_field, event_data=data,
-                                   event_metadata=metadata)
+            create_producer().send(
+                signal=signal, topic=lane, event_key_field=key_field, event_data=data, event_metadata=metadata
+            )
             ids.append(str(metadata.id))
     return ids
 
@@ -118,8 +156,10 @@ def test_the_batch_size_and_delete_on_ack_settings_change_what_the_relay_does(se
 
 def listening_sessions():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
-                       [f"LISTEN {CHANNEL}"])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+            [f"LISTEN {CHANNEL}"],
+        )
         return cursor.fetchone()[0]
 
 
@@ -131,6 +171,7 @@ def test_relay_listen_false_polls_without_a_listen_session(settings, listen):
     sink = AcceptingSink()
     relay = Relay(RelayOptions(lanes=["lane-a"], poll_interval=0.5), sink=sink)
     assert isinstance(relay.waiter, PostgresNotifyWaiter if listen else PollingWaiter)
+
     def run():
         try:
             relay.run()

@@ -1,4 +1,5 @@
 """``python manage.py outbox_status``: how far behind the relay is, lane by lane."""
+
 import json
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,9 +8,11 @@ from ...outbox.status import lane_statuses, problems
 
 
 class Command(BaseCommand):
-    help = ("Per lane: pending count, oldest pending age, dead and held counts, lease holder and expiry, last sent. "
-            "--check exits 1 when EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE or _MAX_DEAD is exceeded, or rows are "
-            "held behind dead ones.")
+    help = (
+        "Per lane: pending count, oldest pending age, dead and held counts, lease holder and expiry, last sent. "
+        "--check exits 1 when EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE or _MAX_DEAD is exceeded, or rows are "
+        "held behind dead ones."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
@@ -29,8 +32,10 @@ class Command(BaseCommand):
         if not statuses:
             self.stdout.write("The outbox is empty: nothing pending, dead or held, no relay lease.")
         else:
-            self.stdout.write(f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6} {'held':>6}  "
-                              f"{'lease holder':<28} {'lease expires':<25} last sent")
+            self.stdout.write(
+                f"{'lane':<40} {'pending':>8} {'oldest':>9} {'dead':>6} {'held':>6}  "
+                f"{'lease holder':<28} {'lease expires':<25} last sent"
+            )
         for s in statuses:
             age = f"{s.oldest_pending_age_seconds:.1f}s" if s.oldest_pending_age_seconds is not None else "-"
             self.stdout.write(

@@ -4,6 +4,7 @@
 Deletes in bounded batches, each its own short transaction, so it never holds long locks
 and can run beside a busy relay. Dead and pending rows are never touched.
 """
+
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=float, help="Retention in days (default EVENT_BUS_OUTBOX_RETENTION_DAYS).")
-        parser.add_argument("--batch-size", type=int, help="Rows per delete (default EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE).")
+        parser.add_argument(
+            "--batch-size", type=int, help="Rows per delete (default EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE)."
+        )
         parser.add_argument("--sleep", type=float, default=0.0, help="Seconds to pause between batches.")
 
     def handle(self, *args, **options):
@@ -34,4 +37,3 @@ class Command(BaseCommand):
     def _progress(self, removed):
         if self.verbosity >= 2:
             self.stdout.write(f"... {removed} removed so far")
-

@@ -1,4 +1,5 @@
 """``python manage.py requeue_outbox``: give dead rows another chance, after fixing their cause."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -8,15 +9,21 @@ from ...outbox.requeue import dead_rows, requeue
 
 
 class Command(BaseCommand):
-    help = ("Put dead outbox rows back to pending (attempts reset), selected by id, event type, topic, or all, "
-            "with the rows of their keys held behind them.")
+    help = (
+        "Put dead outbox rows back to pending (attempts reset), selected by id, event type, topic, or all, "
+        "with the rows of their keys held behind them."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--id", type=int, action="append", dest="ids", metavar="ROW_ID",
-                            help="Row id (repeatable).")
+        parser.add_argument(
+            "--id", type=int, action="append", dest="ids", metavar="ROW_ID", help="Row id (repeatable)."
+        )
         parser.add_argument("--event-type", help="Every dead row of this event type.")
-        parser.add_argument("--topic", help="Every dead row of this (un-prefixed) topic; also releases held rows "
-                                            "no dead row stands in front of any more (e.g. after one was deleted).")
+        parser.add_argument(
+            "--topic",
+            help="Every dead row of this (un-prefixed) topic; also releases held rows "
+            "no dead row stands in front of any more (e.g. after one was deleted).",
+        )
         parser.add_argument("--all", action="store_true", help="Every dead row.")
         parser.add_argument("--dry-run", action="store_true", help="Count what would be requeued; change nothing.")
 

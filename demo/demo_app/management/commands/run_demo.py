@@ -10,6 +10,7 @@
 
 Exit status: 0 when nothing was lost and no rolled-back event was published.
 """
+
 import json
 import os
 import random
@@ -18,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
@@ -58,8 +59,10 @@ class Command(BaseCommand):
         self._fresh_start()
         topic, group = settings.DEMO_TOPIC, f"demo-{int(time.time())}"
         self._prepare_topic(topic, group)
-        processes = [self._spawn("relay", "run_outbox_relay", "--lane", topic),
-                     self._spawn("consumer", "consume_events", "-t", topic, "-g", group)]
+        processes = [
+            self._spawn("relay", "run_outbox_relay", "--lane", topic),
+            self._spawn("consumer", "consume_events", "-t", topic, "-g", group),
+        ]
         try:
             self._wait_for_consumer(group)
             self._warm_up(rng)
@@ -89,20 +92,26 @@ class Command(BaseCommand):
         consumer = Consumer({**client, "group.id": group})
         try:
             partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-            self.start_offsets = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                                  for p in partitions}
+            self.start_offsets = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
+            }
         finally:
             consumer.close()
         offsets = [TopicPartition(topic, p, o) for p, o in self.start_offsets.items()]
         admin = AdminClient(client)  # referenced until the future resolves: a collected client never resolves it
-        admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)],
-                                           request_timeout=30)[group].result(timeout=40)
+        admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)], request_timeout=30)[
+            group
+        ].result(timeout=40)
         self.stdout.write(f"[2/4] topic {topic!r} ready; consumer group {group!r} starts at its end")
 
     def _spawn(self, name, *command):
-        log = open(settings.DEMO_DIR / f"{name}.log", "wb")  # pylint: disable=consider-using-with
-        return subprocess.Popen([sys.executable, str(MANAGE), *command], stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        log = open(settings.DEMO_DIR / f"{name}.log", "wb")
+        return subprocess.Popen(
+            [sys.executable, str(MANAGE), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
 
     @staticmethod
     def _stop(processes):
@@ -118,7 +127,8 @@ class Command(BaseCommand):
 
     def _wait_for_consumer(self, group, timeout=60):
         """Start emitting once the consumer has joined its group, so latency is not its start-up time."""
-        from confluent_kafka import ConsumerGroupState  # pylint: disable=import-outside-toplevel
+        from confluent_kafka import ConsumerGroupState
+
         admin = AdminClient(common_client_config())
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -127,8 +137,9 @@ class Command(BaseCommand):
                 self.stdout.write("      relay and consumer are running")
                 return
             time.sleep(0.3)
-        raise CommandError(f"consume_events did not join group {group!r} within {timeout}s; "
-                           f"see {settings.DEMO_DIR}/consumer.log")
+        raise CommandError(
+            f"consume_events did not join group {group!r} within {timeout}s; see {settings.DEMO_DIR}/consumer.log"
+        )
 
     # ------------------------------------------------------------------ the work
 
@@ -138,8 +149,10 @@ class Command(BaseCommand):
         committed, _ = self._emit({"events": 1, "rollback_share": 0, "rate": 1000}, rng, quiet=True)
         if not self._wait_for(committed, 60).keys() >= committed.keys():
             raise CommandError(f"the warm-up event was not received in 60s; see {settings.DEMO_DIR}/*.log")
-        self.stdout.write(f"      warm-up event received after {1000 * (time.time() - started):.0f} ms "
-                          "(registers the schemas, opens the connections); not counted below")
+        self.stdout.write(
+            f"      warm-up event received after {1000 * (time.time() - started):.0f} ms "
+            "(registers the schemas, opens the connections); not counted below"
+        )
         (settings.DEMO_DIR / "received.jsonl").unlink()
         self.warm_up_ids = set(committed)
 
@@ -150,7 +163,10 @@ class Command(BaseCommand):
             self.stdout.write(f"[3/4] running {total} transactions, ~{options['rollback_share']:.0%} rolled back")
         for index in range(total):
             event_ids = []
-            capture = lambda metadata, **kw: event_ids.append(str(metadata.id))  # noqa: E731
+
+            def capture(metadata, _ids=event_ids, **kwargs):
+                _ids.append(str(metadata.id))
+
             COURSE_ENROLLMENT_CREATED.connect(capture, weak=False, dispatch_uid="demo-capture")
             try:
                 self._enroll(index, rng.random() < options["rollback_share"], rng)
@@ -160,8 +176,10 @@ class Command(BaseCommand):
             finally:
                 COURSE_ENROLLMENT_CREATED.disconnect(dispatch_uid="demo-capture")
             if (index + 1) % 100 == 0 and not quiet:
-                self.stdout.write(f"      {index + 1}/{total} transactions, {len(committed)} committed, "
-                                  f"{OutboxEvent.objects.filter(status='pending').count()} pending in the outbox")
+                self.stdout.write(
+                    f"      {index + 1}/{total} transactions, {len(committed)} committed, "
+                    f"{OutboxEvent.objects.filter(status='pending').count()} pending in the outbox"
+                )
             time.sleep(interval)
         return committed, rolled_back
 
@@ -171,11 +189,19 @@ class Command(BaseCommand):
         course = CourseKey.from_string(f"course-v1:DemoX+C{rng.randrange(10)}+2026")
         with transaction.atomic():
             Enrollment.objects.create(username=username, course_key=str(course))
-            COURSE_ENROLLMENT_CREATED.send_event(enrollment=CourseEnrollmentData(
-                user=UserData(id=index, is_active=True,
-                              pii=UserPersonalData(username=username, email=f"{username}@example.com", name=username)),
-                course=CourseData(course_key=course, display_name="Demo course"),
-                mode="audit", is_active=True, creation_date=datetime.now(timezone.utc)))
+            COURSE_ENROLLMENT_CREATED.send_event(
+                enrollment=CourseEnrollmentData(
+                    user=UserData(
+                        id=index,
+                        is_active=True,
+                        pii=UserPersonalData(username=username, email=f"{username}@example.com", name=username),
+                    ),
+                    course=CourseData(course_key=course, display_name="Demo course"),
+                    mode="audit",
+                    is_active=True,
+                    creation_date=datetime.now(UTC),
+                )
+            )
             if fail:
                 raise ViewFailed()
 
@@ -201,8 +227,9 @@ class Command(BaseCommand):
 
     def _published(self, topic):
         """Event ids on the topic since the demo started, read straight from Kafka."""
-        consumer = Consumer({**common_client_config(), "group.id": f"demo-audit-{time.time()}",
-                             "enable.auto.commit": False})
+        consumer = Consumer(
+            {**common_client_config(), "group.id": f"demo-audit-{time.time()}", "enable.auto.commit": False}
+        )
         consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
         ids, idle_since, deadline = [], time.time(), time.time() + 120
         while time.time() - idle_since < 3 and time.time() < deadline:
@@ -220,19 +247,21 @@ class Command(BaseCommand):
         lost = [e for e in committed if e not in received]
         phantom = [e for e in set(published) | set(received) if e in rolled_back]
         latencies = sorted(1000 * (received[e] - committed[e]) for e in committed if e in received)
-        pct = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda q: 0)
-        text = "\n".join([
-            "[4/4] summary",
-            f"  committed transactions (events)  {len(committed)}",
-            f"  rolled back                      {len(rolled_back)}",
-            f"  published to Kafka               {len(set(published))} "
-            f"(+{len(self.warm_up_ids)} warm-up, {len(published) - len(set(published))} duplicates)",
-            f"  received by consume_events       {len(received)}",
-            f"  lost                             {len(lost)}",
-            f"  phantom (rolled back, published) {len(phantom)}",
-            f"  commit -> received latency       p50 {pct(0.50):.0f} ms, p95 {pct(0.95):.0f} ms, "
-            f"p99 {pct(0.99):.0f} ms, max {latencies[-1] if latencies else 0:.0f} ms"
-            + (f" (mean {statistics.mean(latencies):.0f} ms)" if latencies else ""),
-            f"  logs: {settings.DEMO_DIR}/relay.log, {settings.DEMO_DIR}/consumer.log",
-        ])
+        pct = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda _q: 0)
+        text = "\n".join(
+            [
+                "[4/4] summary",
+                f"  committed transactions (events)  {len(committed)}",
+                f"  rolled back                      {len(rolled_back)}",
+                f"  published to Kafka               {len(set(published))} "
+                f"(+{len(self.warm_up_ids)} warm-up, {len(published) - len(set(published))} duplicates)",
+                f"  received by consume_events       {len(received)}",
+                f"  lost                             {len(lost)}",
+                f"  phantom (rolled back, published) {len(phantom)}",
+                f"  commit -> received latency       p50 {pct(0.50):.0f} ms, p95 {pct(0.95):.0f} ms, "
+                f"p99 {pct(0.99):.0f} ms, max {latencies[-1] if latencies else 0:.0f} ms"
+                + (f" (mean {statistics.mean(latencies):.0f} ms)" if latencies else ""),
+                f"  logs: {settings.DEMO_DIR}/relay.log, {settings.DEMO_DIR}/consumer.log",
+            ]
+        )
         return {"text": text, "lost": len(lost), "phantom": len(phantom)}
