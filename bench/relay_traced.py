@@ -35,17 +35,18 @@ def main():
             records.append({"claim_start": start, "claim_end": time.time(), "ids": [str(r.event_id) for r in rows]})
         return rows
 
-    def traced_publish(self, rows):
+    def traced_publish(self, rows, *args, **kwargs):
         start = time.time()
-        deliveries = publish(self, rows)
+        deliveries = publish(self, rows, *args, **kwargs)
         if records:
             records[-1].update(publish_start=start, publish_end=time.time())
         return deliveries
 
-    def traced_mark_sent(alias, deliveries, delete):
-        mark_sent(alias, deliveries, delete)
+    def traced_mark_sent(alias, deliveries, *args):
+        marked = mark_sent(alias, deliveries, *args)
         if records and deliveries:
             records[-1]["mark_end"] = time.time()
+        return marked
 
     store.pending_batch, KafkaSink.publish, store.mark_sent = traced_pending_batch, traced_publish, traced_mark_sent
     try:

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Optional
 
 from django.db import connections, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, Q
+from django.db.models.functions import Now
 
 from ..outbox.models import OutboxEvent
 
@@ -63,6 +63,7 @@ class PendingRow(NamedTuple):
     sourcelib: str
     attempts: int
     next_attempt_at: Optional[datetime]
+    retry_later: Optional[bool]  # next_attempt_at is still ahead by the database's clock (backoff)
 
 
 def claim_query(alias, lane):
@@ -77,6 +78,7 @@ def claim_query(alias, lane):
     slowed fourfold from start to end. tests/test_indexes.py holds every database to the index.
     """
     return (OutboxEvent.objects.using(alias).filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
+            .annotate(retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField()))
             .order_by("topic", "id").values_list(*PendingRow._fields))
 
 
@@ -85,39 +87,52 @@ def pending_batch(alias, lane, limit) -> list:
     return [PendingRow(*row) for row in claim_query(alias, lane)[:limit]]
 
 
-def mark_sent(alias, deliveries, delete: bool):
+def mark_sent(alias, deliveries, delete: bool, lease) -> int:
     """
-    Record acknowledged rows: sent with partition and offset, or deleted.
+    Record acknowledged rows: sent with partition and offset, or deleted. Returns how many.
 
+    ``lease`` is ``leases.held(...)``: every statement writes only while the lane's lease is
+    ours (fencing, ADR 2), so a relay that lost it marks nothing and the new holder re-sends.
     Each statement is atomic on its own and needs no surrounding transaction (which would
     cost two more round trips per batch). A crash between two chunks leaves the later one
     pending, to be re-sent in order: at least once, never out of order (ADR 1).
     """
     if not deliveries:
-        return
+        return 0
     if delete:
-        OutboxEvent.objects.using(alias).filter(id__in=[d.row_id for d in deliveries]).delete()
-        return
-    connection, now = connections[alias], timezone.now()
+        return OutboxEvent.objects.using(alias).filter(Exists(lease), id__in=[d.row_id for d in deliveries]).delete()[0]
+    connection, marked = connections[alias], 0
+    fence = _fence_sql(alias, lease)
     with connection.cursor() as cursor:
         for start in range(0, len(deliveries), MARK_CHUNK):
-            cursor.execute(*_mark_sent_statement(connection, deliveries[start:start + MARK_CHUNK], now))
+            cursor.execute(*_mark_sent_statement(connection, deliveries[start:start + MARK_CHUNK], fence))
+            marked += cursor.rowcount
+    return marked
 
 
 # Rows per UPDATE; also keeps SQLite under its 500-term compound SELECT limit.
 MARK_CHUNK = 500
 
 
-def _mark_sent_statement(connection, deliveries, now):
+def _fence_sql(alias, lease):
+    """``EXISTS (...)`` of the lease query, and the database's own clock, as SQL for a hand-written statement."""
+    compiler = lease.values("lane").query.get_compiler(using=alias)
+    lease_sql, lease_params = compiler.as_sql()
+    now_sql, now_params = compiler.compile(Now())
+    return f"EXISTS ({lease_sql})", list(lease_params), now_sql, list(now_params)
+
+
+def _mark_sent_statement(connection, deliveries, fence):
     """
-    One UPDATE joining the table to the (id, partition, offset) triples of a chunk.
+    One UPDATE joining the table to the (id, partition, offset) triples of a chunk, fenced by the lease.
 
     Django's ``bulk_update`` builds a CASE expression per row and per column, which made
     marking cost more than publishing; a join against a derived table is a single, cheap
     statement on every database. Each database spells the derived table its own way; on
     PostgreSQL the triples travel as three arrays, so the statement text never changes and
-    its plan is reused.
+    its plan is reused. The fence is a primary-key lookup of the lease row.
     """
+    fence_sql, fence_params, now, now_params = fence
     quote, table = connection.ops.quote_name, connection.ops.quote_name(OutboxEvent._meta.db_table)
     if connection.vendor == "postgresql":
         acked, id_, p, o = "unnest(%s::bigint[], %s::integer[], %s::bigint[]) AS acked (id, p, o)", \
@@ -127,28 +142,34 @@ def _mark_sent_statement(connection, deliveries, now):
         params = [value for d in deliveries for value in (d.row_id, d.partition, d.offset)]
     if connection.vendor == "mysql":
         acked = " UNION ALL ".join(["SELECT %s AS id, %s AS p, %s AS o"] * len(deliveries))
-        assignments = (f"{table}.{quote('status')} = %s, {table}.{quote('sent_at')} = %s, "
+        assignments = (f"{table}.{quote('status')} = %s, {table}.{quote('sent_at')} = {now}, "
                        f"{table}.{quote('next_attempt_at')} = NULL, {table}.{quote('partition')} = acked.p, "
                        f"{table}.{quote('offset')} = acked.o")
-        return (f"UPDATE {table} JOIN ({acked}) AS acked ON {table}.{quote('id')} = acked.id SET {assignments}",
-                params + [STATUS.sent, now])
+        return (f"UPDATE {table} JOIN ({acked}) AS acked ON {table}.{quote('id')} = acked.id SET {assignments} "
+                f"WHERE {fence_sql}", params + [STATUS.sent] + now_params + fence_params)
     if connection.vendor == "sqlite":  # SQLite names the columns of a VALUES table column1, column2, ...
         acked = f"(VALUES {', '.join(['(%s, %s, %s)'] * len(deliveries))}) AS acked"
         id_, p, o = "acked.column1", "acked.column2", "acked.column3"
-    return (f"UPDATE {table} SET {quote('status')} = %s, {quote('sent_at')} = %s, {quote('next_attempt_at')} = NULL, "
-            f"{quote('partition')} = {p}, {quote('offset')} = {o} FROM {acked} WHERE {table}.{quote('id')} = {id_}",
-            [STATUS.sent, now] + params)
+    return (f"UPDATE {table} SET {quote('status')} = %s, {quote('sent_at')} = {now}, "
+            f"{quote('next_attempt_at')} = NULL, {quote('partition')} = {p}, {quote('offset')} = {o} "
+            f"FROM {acked} WHERE {table}.{quote('id')} = {id_} AND {fence_sql}",
+            [STATUS.sent] + now_params + params + fence_params)
 
 
-def record_failure(alias, row_id, error, delay_seconds, max_attempts) -> str:
-    """Count a permanent failure against the row; returns its new status (``pending`` or ``dead``)."""
+def record_failure(alias, row_id, error, delay_seconds, max_attempts, lease) -> Optional[str]:
+    """
+    Count a permanent failure against the row; returns its new status (``pending`` or ``dead``).
+
+    ``None`` means the lane's lease (``leases.held(...)``) is no longer ours and nothing changed.
+    """
     with transaction.atomic(using=alias):
-        OutboxEvent.objects.using(alias).filter(id=row_id).update(
+        rows = OutboxEvent.objects.using(alias).filter(Exists(lease), id=row_id)
+        counted = rows.update(
             attempts=F("attempts") + 1,
             last_error=str(error)[:10000],
-            next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
+            next_attempt_at=ExpressionWrapper(Now() + timedelta(seconds=delay_seconds), output_field=DateTimeField()),
         )
-        OutboxEvent.objects.using(alias).filter(id=row_id, attempts__gte=max_attempts).update(
-            status=STATUS.dead, next_attempt_at=None,
-        )
+        if not counted:
+            return None
+        rows.filter(attempts__gte=max_attempts).update(status=STATUS.dead, next_attempt_at=None)
         return OutboxEvent.objects.using(alias).values_list("status", flat=True).get(id=row_id)
