@@ -28,9 +28,9 @@ def main():
     records = []
     pending_batch, publish, mark_sent = store.pending_batch, KafkaSink.publish, store.mark_sent
 
-    def traced_pending_batch(alias, lane, limit):
+    def traced_pending_batch(alias, lane, *args):
         start = time.time()
-        rows = pending_batch(alias, lane, limit)
+        rows = pending_batch(alias, lane, *args)
         if rows:
             records.append({"claim_start": start, "claim_end": time.time(), "ids": [str(r.event_id) for r in rows]})
         return rows

@@ -159,6 +159,17 @@ def relay_batch_size():
     return int(_get("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 500))
 
 
+def relay_batch_max_bytes():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES
+    # .. setting_default: 4194304
+    # .. setting_description: Most payload bytes (of the stored JSON) a relay batch reads, on
+    #   top of ``EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE`` rows: the batch ends before the row that
+    #   would pass it, but always holds at least one row. So 500 large events cannot exhaust
+    #   the relay's memory; the relay's memory is a small multiple of this (decoded payloads
+    #   and their Avro encoding). Overridden by ``run_outbox_relay --batch-max-bytes``.
+    return int(_get("EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES", 4 * 1024 * 1024))
+
+
 def relay_poll_interval():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL
     # .. setting_default: 1.0

@@ -33,6 +33,7 @@ class RelayOptions:
     alias: str = field(default_factory=conf.database_alias)
     lanes: Optional[list] = field(default_factory=conf.relay_lanes)
     batch_size: int = field(default_factory=conf.relay_batch_size)
+    batch_max_bytes: int = field(default_factory=conf.relay_batch_max_bytes)
     poll_interval: float = field(default_factory=conf.relay_poll_interval)
     lease_seconds: float = field(default_factory=conf.relay_lease_seconds)
     max_attempts: int = field(default_factory=conf.relay_max_attempts)
@@ -230,7 +231,7 @@ class Relay:
 
     def _ready_rows(self, lane):
         """Pending rows in id order, cut before the first one still waiting out a backoff (by the database's clock)."""
-        rows = store.pending_batch(self.options.alias, lane, self.options.batch_size)
+        rows = store.pending_batch(self.options.alias, lane, self.options.batch_size, self.options.batch_max_bytes)
         for index, row in enumerate(rows):
             if row.retry_later:
                 return rows[:index]

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Optional
 
 from django.db import connections, transaction
-from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, Q
-from django.db.models.functions import Now
+from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, Q, TextField
+from django.db.models.functions import Cast, Length, Now
 
 from ..outbox.models import OutboxEvent
 
@@ -77,14 +77,47 @@ def claim_query(alias, lane):
     the primary key from the lowest id, past every sent row, on every claim, and a 100k drain
     slowed fourfold from start to end. tests/test_indexes.py holds every database to the index.
     """
-    return (OutboxEvent.objects.using(alias).filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
+    return (_pending_in_lane(alias, lane)
             .annotate(retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField()))
-            .order_by("topic", "id").values_list(*PendingRow._fields))
+            .values_list(*PendingRow._fields))
 
 
-def pending_batch(alias, lane, limit) -> list:
-    """The lane's first ``limit`` pending rows in id order."""
-    return [PendingRow(*row) for row in claim_query(alias, lane)[:limit]]
+def sizes_query(alias, lane):
+    """``(id, length of the payload's JSON text)`` of the lane's pending rows, in the claim's order and index."""
+    return _pending_in_lane(alias, lane).annotate(size=Length(Cast("payload", TextField()))).values_list("id", "size")
+
+
+def _pending_in_lane(alias, lane):
+    return (OutboxEvent.objects.using(alias).filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
+            .order_by("topic", "id"))
+
+
+def pending_batch(alias, lane, limit, max_bytes=None) -> list:
+    """
+    The lane's first ``limit`` pending rows in id order, and with ``max_bytes`` no more than
+    fit in that many bytes of payload (always at least one row, however large).
+
+    The sizes are read first, so the payloads of rows beyond the bound never leave the
+    database: a batch of large events costs the relay ``max_bytes``, not ``limit`` times their size.
+    """
+    claim = claim_query(alias, lane)
+    if max_bytes:
+        last_id, limit = _leading_rows_within(sizes_query(alias, lane)[:limit], max_bytes)
+        if not limit:
+            return []
+        claim = claim.filter(id__lte=last_id)
+    return [PendingRow(*row) for row in claim[:limit]]
+
+
+def _leading_rows_within(sizes, max_bytes):
+    """The last id and the number of the leading ``(id, size)`` rows whose sizes total at most ``max_bytes``."""
+    last_id, count, total = None, 0, 0
+    for row_id, size in sizes:
+        total += size or 0
+        if count and total > max_bytes:
+            break
+        last_id, count = row_id, count + 1
+    return last_id, count
 
 
 def mark_sent(alias, deliveries, delete: bool, lease) -> int:

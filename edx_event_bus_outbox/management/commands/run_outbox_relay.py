@@ -21,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--lane", "--topic", action="append", dest="lanes", metavar="TOPIC",
                             help="Relay only this topic (repeatable). Default: EVENT_BUS_OUTBOX_RELAY_LANES, else all.")
         parser.add_argument("--batch-size", type=int, help="Rows per batch (EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE).")
+        parser.add_argument("--batch-max-bytes", type=int,
+                            help="Most payload bytes per batch (EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES).")
         parser.add_argument("--poll-interval", type=float,
                             help="Longest idle wait in seconds (EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL).")
         parser.add_argument("--lease-seconds", type=float,
@@ -39,7 +41,7 @@ class Command(BaseCommand):
     @staticmethod
     def _relay_options(options):
         relay_options = RelayOptions(until_empty=options["until_empty"])
-        for name in ("lanes", "batch_size", "poll_interval", "lease_seconds", "heartbeat_file"):
+        for name in ("lanes", "batch_size", "batch_max_bytes", "poll_interval", "lease_seconds", "heartbeat_file"):
             if options.get(name) is not None:
                 setattr(relay_options, name, options[name])
         return relay_options
