@@ -126,7 +126,7 @@ class Relay:
     def _lanes(self):
         if self.options.lanes:
             return list(self.options.lanes)
-        return sorted(set(store.pending_lanes(self.options.alias)) | self.held)
+        return sorted(set(store.pending_lanes(self.options.alias)) | self.held | self.gave_way)
 
     def _hold(self, lane) -> bool:
         alias, seconds = self.options.alias, self.options.lease_seconds

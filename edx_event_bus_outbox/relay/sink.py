@@ -7,7 +7,6 @@ talks to the broker.
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from typing import NamedTuple, Optional
 
 from openedx_events.tooling import OpenEdxPublicSignal
@@ -43,9 +42,10 @@ class KafkaSink:
         self.delivery_timeout = max(1.0, lease_seconds / 3)
         self.fatal_error = None
         self.producer = self._new_producer()
-        # Registry look-ups (with the registry client's own retries) cannot be interrupted,
-        # so encoding runs on this thread and the relay stops waiting for it at the deadline.
-        self.encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-encode")
+        # Registry look-ups (with the registry client's own retries) cannot be interrupted, so
+        # encoding runs on a thread of its own that the relay stops waiting for at the deadline.
+        # A daemon thread: one stuck in a look-up must not hold up the process's exit.
+        self.encoder = None
 
     def _new_producer(self):
         from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
@@ -84,7 +84,8 @@ class KafkaSink:
         ``(row, message or classified error)`` for the leading rows encoded before ``until``.
 
         If the deadline passes first, the row being encoded gets an ``InfrastructureUnavailable``
-        (the registry is too slow) and the rows after it are left out: they stay pending.
+        (the registry is too slow) and the rows after it are left out: they stay pending. One
+        encoder at a time: a batch waits (until its own deadline) for one still stuck in a look-up.
         """
         encoded, stop = [], threading.Event()
 
@@ -98,18 +99,20 @@ class KafkaSink:
                     encoded.append((row, exc))
                     return
 
-        future = self.encoder.submit(encode_all)
-        try:
-            future.result(timeout=max(0.0, until - time.monotonic()))
-            return encoded
-        except FutureTimeout:
-            stop.set()
-            done = list(encoded)
-            late = rows[len(done)] if len(done) < len(rows) else None
-            if late is not None and not (done and isinstance(done[-1][1], Exception)):
-                done.append((late, InfrastructureUnavailable(
-                    "the batch's deadline passed while encoding (schema registry slow or unreachable)")))
-            return done
+        if self.encoder is not None:
+            self.encoder.join(timeout=max(0.0, until - time.monotonic()))
+        if self.encoder is None or not self.encoder.is_alive():
+            self.encoder = threading.Thread(target=encode_all, name="outbox-encode", daemon=True)
+            self.encoder.start()
+            self.encoder.join(timeout=max(0.0, until - time.monotonic()))
+            if not self.encoder.is_alive():
+                return encoded
+        stop.set()
+        done = list(encoded)
+        if len(done) < len(rows) and not (done and isinstance(done[-1][1], Exception)):
+            done.append((rows[len(done)], InfrastructureUnavailable(
+                "the batch's deadline passed while encoding (schema registry slow or unreachable)")))
+        return done
 
     def _produce(self, row_id, message, deliveries, until):
         def on_delivery(err, msg):
@@ -164,7 +167,6 @@ class KafkaSink:
 
     def close(self):
         self.producer.flush(self.delivery_timeout + 5)
-        self.encoder.shutdown(wait=False)
 
 
 def encode_row(row):
