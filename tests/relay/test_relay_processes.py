@@ -13,6 +13,7 @@ from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from tests.kafka_tools import stack_service
 from tests.outbox_tools import kill, relay_process, write_events
 from tests.relay.checker import check
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
@@ -77,6 +78,41 @@ def test_a_standby_takes_over_within_the_lease_after_sigkill(kafka_stack, topic,
         kill(first)
         kill(standby) if "standby" in locals() else None
     assert len(kafka_stack.read_all(topic, expected=5)) == 5
+
+
+def holder(lane):
+    return RelayLease.objects.filter(lane=lane).values_list("holder", flat=True).first() or ""
+
+
+def test_a_relay_cut_off_from_kafka_gives_way_to_the_standby_and_comes_back(kafka_stack, topic, tmp_path):
+    """The database is reachable but Kafka is not (a closed port), until the port opens again."""
+    proxy = TcpProxy(kafka_stack.bootstrap_servers)  # closed for now
+    written = write_events(topic, 30, keys=4)
+    broken = relay_process("--lane", topic, *SHORT_LEASE, log_path=tmp_path / "broken.log",
+                           env={"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": proxy.address})
+    standby = None
+    try:
+        assert wait_for(lambda: holder(topic).endswith(f":{broken.pid}"), 60)
+        standby = relay_process("--lane", topic, *SHORT_LEASE, log_path=tmp_path / "standby.log")
+        started = time.monotonic()
+        assert wait_for(lambda: sent_count(topic) == 30, 60), "the standby never took over"
+        assert time.monotonic() - started < 20  # its start-up, plus about one 3 s lease and one batch
+        assert holder(topic).endswith(f":{standby.pid}")
+        assert "gave way on lane" in (tmp_path / "broken.log").read_text()
+
+        proxy.open()
+        assert wait_for(lambda: "can reach Kafka again" in (tmp_path / "broken.log").read_text(), 60)
+        assert kill(standby, signals.SIGTERM) == 0
+        later = write_events(topic, 5, keys=4)
+        assert wait_for(lambda: sent_count(topic) == 35, 60)
+        assert holder(topic).endswith(f":{broken.pid}")
+    finally:
+        kill(broken)
+        if standby is not None:
+            kill(standby)
+        proxy.close()
+    verdict = check(kafka_stack.read_all(topic, expected=35), [str(m.id) for m in written + later])
+    assert verdict.ok(), verdict.summary()
 
 
 def test_two_relays_started_at_once_share_lanes_without_duplicates(kafka_stack, topic, tmp_path):
