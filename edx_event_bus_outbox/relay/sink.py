@@ -126,9 +126,9 @@ class KafkaSink:
                 self.producer.produce(message.topic, key=message.key, value=message.value,
                                       headers=message.headers, on_delivery=on_delivery)
                 return
-            except BufferError:
+            except BufferError as exc:
                 if time.monotonic() >= until:
-                    raise InfrastructureUnavailable("the producer's queue stayed full until the batch's deadline")
+                    raise InfrastructureUnavailable("the producer's queue stayed full until the deadline") from exc
                 self.producer.poll(0.1)  # local queue full: serve delivery reports, then retry
             except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
                 raise self._classify(exc.args[0]) from exc
@@ -156,7 +156,7 @@ class KafkaSink:
         self.producer = self._new_producer()
 
     def can_reach(self, topic) -> bool:
-        """Whether the broker answers this producer (a metadata request for the topic): the probe before taking lanes again."""
+        """Whether the broker answers this producer (a metadata request for the topic): probed before retaking lanes."""
         from confluent_kafka import KafkaException  # pylint: disable=import-outside-toplevel
         self._rebuild_if_fatal()
         try:

@@ -69,7 +69,8 @@ def ce_ids(written):
 
 # ---------------------------------------------------------------- the database's clock
 
-@pytest.mark.parametrize("skew", [timedelta(hours=-1), timedelta(hours=1)], ids=["host-clock-behind", "host-clock-ahead"])
+@pytest.mark.parametrize("skew", [timedelta(hours=-1), timedelta(hours=1)],
+                         ids=["host-clock-behind", "host-clock-ahead"])
 def test_lease_times_come_from_the_database_clock_whatever_the_host_clock_says(monkeypatch, skew):
     lane = "skewed-lane"
     real_now = timezone.now
@@ -118,7 +119,8 @@ class StealingSink:
 
     def publish(self, rows, *args, **kwargs):
         deliveries = self.sink.publish(rows, *args, **kwargs)
-        RelayLease.objects.filter(lane=self.lane).update(token="thief", expires_at=timezone.now() + timedelta(minutes=1))
+        RelayLease.objects.filter(lane=self.lane).update(token="thief",
+                                                         expires_at=timezone.now() + timedelta(minutes=1))
         return deliveries
 
     def close(self):
@@ -234,13 +236,13 @@ def test_a_relay_that_cannot_publish_gives_way_to_a_healthy_standby_and_recovers
 class FatalProducer:
     """A producer in librdkafka's fatal state: every produce() raises a fatal KafkaError."""
 
-    def produce(self, *args, **kwargs):
+    def produce(self, *_, **__):
         raise KafkaException(KafkaError(KafkaError._FATAL, "idempotent producer fenced (test)", fatal=True))
 
-    def flush(self, *args, **kwargs):
+    def flush(self, *_, **__):
         return 0
 
-    def poll(self, *args, **kwargs):
+    def poll(self, *_, **__):
         return 0
 
 
