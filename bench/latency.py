@@ -6,7 +6,8 @@ Four writer processes (``bench.latency_writer``) commit one event per transactio
 and record ``time.time()`` right after each COMMIT returns (one Python process cannot keep a
 steady 500 transactions/s on this 2-core machine). The relay runs as a subprocess,
 ``manage.py run_outbox_relay --lane TOPIC``, with its defaults (LISTEN/NOTIFY on, batch 500,
-poll interval 1 s), started and warmed before the clock starts. A reader subprocess (``bench.ack_reader``) consumes the topic.
+poll interval 1 s), started and warmed before the clock starts. A reader subprocess
+(``bench.ack_reader``) consumes the topic.
 
 Latency of an event = acknowledgement time - commit time, with the acknowledgement time taken
 three ways (all clocks are this host's):

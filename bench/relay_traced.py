@@ -8,6 +8,7 @@ the SELECT of pending rows started and ended, the event ids it returned, when ``
 (encode, produce, wait for every acknowledgement) started and ended, and when marking ended.
 They cost a few ``time.time()`` calls per batch. The trace is written as JSON lines at exit.
 """
+
 import json
 import os
 import sys
@@ -17,9 +18,10 @@ import time
 def main():
     trace_path, arguments = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    import django  # pylint: disable=import-outside-toplevel
+    import django
+
     django.setup()
-    # pylint: disable=import-outside-toplevel
+
     from django.core.management import execute_from_command_line
 
     from edx_event_bus_outbox.relay import store
@@ -28,24 +30,25 @@ def main():
     records = []
     pending_batch, publish, mark_sent = store.pending_batch, KafkaSink.publish, store.mark_sent
 
-    def traced_pending_batch(alias, lane, limit):
+    def traced_pending_batch(alias, lane, *args):
         start = time.time()
-        rows = pending_batch(alias, lane, limit)
+        rows = pending_batch(alias, lane, *args)
         if rows:
             records.append({"claim_start": start, "claim_end": time.time(), "ids": [str(r.event_id) for r in rows]})
         return rows
 
-    def traced_publish(self, rows):
+    def traced_publish(self, rows, *args, **kwargs):
         start = time.time()
-        deliveries = publish(self, rows)
+        deliveries = publish(self, rows, *args, **kwargs)
         if records:
             records[-1].update(publish_start=start, publish_end=time.time())
         return deliveries
 
-    def traced_mark_sent(alias, deliveries, delete):
-        mark_sent(alias, deliveries, delete)
+    def traced_mark_sent(alias, deliveries, *args):
+        marked = mark_sent(alias, deliveries, *args)
         if records and deliveries:
             records[-1]["mark_end"] = time.time()
+        return marked
 
     store.pending_batch, KafkaSink.publish, store.mark_sent = traced_pending_batch, traced_publish, traced_mark_sent
     try:

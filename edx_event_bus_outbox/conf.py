@@ -12,6 +12,7 @@ that relate two settings); ``manage.py check``, the relay and the consumer call 
 Types are not coerced: ``"false"`` is not False and ``"500"`` is not 500 (see
 docs/decisions/0010-settings-checked-at-startup.rst).
 """
+
 import math
 import os
 import re
@@ -59,8 +60,11 @@ def require_number(name, value, *, integer=False, minimum=0, inclusive=False):
     usable = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
     if not usable or not (value >= minimum if inclusive else value > minimum):
         kind = "an integer" if integer else "a number"
-        bound = (f"of at least {minimum:g}" if minimum else "of 0 or more") if inclusive else (
-            f"above {minimum:g}" if minimum else "above 0")
+        bound = (
+            (f"of at least {minimum:g}" if minimum else "of 0 or more")
+            if inclusive
+            else (f"above {minimum:g}" if minimum else "above 0")
+        )
         raise _refuse(name, f"{kind} {bound}", value)
     return value if integer else float(value)
 
@@ -112,14 +116,17 @@ def check_relay_timing(lease_seconds, poll_interval, *, lease_name, poll_name):
     if lease_seconds < RELAY_MIN_LEASE_SECONDS:
         raise OutboxConfigurationError(
             f"{lease_name} must be at least {RELAY_MIN_LEASE_SECONDS:g} seconds, not {lease_seconds!r}: the "
-            "Kafka delivery timeout is a third of it (at least 1 s), and must be shorter than the lease.")
+            "Kafka delivery timeout is a third of it (at least 1 s), and must be shorter than the lease."
+        )
     if poll_interval > lease_seconds:
         raise OutboxConfigurationError(
             f"{poll_name} ({poll_interval!r}) must not be longer than {lease_name} ({lease_seconds!r}): an idle "
-            "relay renews its leases only when it looks for work, so standbys would take its lanes in between.")
+            "relay renews its leases only when it looks for work, so standbys would take its lanes in between."
+        )
 
 
 # ---------------------------------------------------------------- Kafka connection
+
 
 def bootstrap_servers():
     # .. setting_name: EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS
@@ -202,6 +209,7 @@ def audit_logging_enabled():
 
 # ---------------------------------------------------------------- producer / write path
 
+
 def producer_config():
     # .. setting_name: EVENT_BUS_PRODUCER_CONFIG
     # .. setting_default: {}
@@ -280,6 +288,7 @@ def propagate_send_errors():
 
 # ---------------------------------------------------------------- relay
 
+
 def relay_batch_size():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE
     # .. setting_default: 500
@@ -287,6 +296,17 @@ def relay_batch_size():
     #   one lane. Larger batches drain faster; the relay's memory grows with this, never with
     #   the backlog. Overridden by ``run_outbox_relay --batch-size``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 500, require_positive_int)
+
+
+def relay_batch_max_bytes():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES
+    # .. setting_default: 4194304
+    # .. setting_description: Most payload bytes (of the stored JSON) a relay batch reads, on
+    #   top of ``EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE`` rows: the batch ends before the row that
+    #   would pass it, but always holds at least one row. So 500 large events cannot exhaust
+    #   the relay's memory; the relay's memory is a small multiple of this (decoded payloads
+    #   and their Avro encoding). Overridden by ``run_outbox_relay --batch-max-bytes``.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES", 4 * 1024 * 1024, require_positive_int)
 
 
 def relay_poll_interval():
@@ -384,8 +404,8 @@ def delete_on_ack():
     return _checked("EVENT_BUS_OUTBOX_DELETE_ON_ACK", False, require_bool)
 
 
-
 # ---------------------------------------------------------------- status and alerting
+
 
 def status_max_pending_age():
     # .. setting_name: EVENT_BUS_OUTBOX_STATUS_MAX_PENDING_AGE
@@ -402,7 +422,9 @@ def status_max_dead():
     #   dead: each one is an event that was not published and waits for an operator.
     return _checked("EVENT_BUS_OUTBOX_STATUS_MAX_DEAD", 0, require_number, integer=True, inclusive=True)
 
+
 # ---------------------------------------------------------------- retention
+
 
 def retention_days():
     # .. setting_name: EVENT_BUS_OUTBOX_RETENTION_DAYS
@@ -421,6 +443,7 @@ def purge_batch_size():
 
 
 # ---------------------------------------------------------------- consumer
+
 
 def consumers_enabled():
     # .. setting_name: EVENT_BUS_KAFKA_CONSUMERS_ENABLED
@@ -575,32 +598,71 @@ def consumer_inbox_retention_days():
 
 # ---------------------------------------------------------------- all of them, at startup
 
+
 def _kafka_credentials_paired():
     if bool(kafka_api_key()) != bool(kafka_api_secret()):
         raise OutboxConfigurationError(
             "EVENT_BUS_KAFKA_API_KEY and EVENT_BUS_KAFKA_API_SECRET must be set together: with only one, "
-            "no authentication is attempted.")
+            "no authentication is attempted."
+        )
 
 
 def _relay_timing():
-    check_relay_timing(relay_lease_seconds(), relay_poll_interval(), lease_name="EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS",
-                       poll_name="EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL")
+    check_relay_timing(
+        relay_lease_seconds(),
+        relay_poll_interval(),
+        lease_name="EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS",
+        poll_name="EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL",
+    )
 
 
 CHECKS = (
-    bootstrap_servers, kafka_api_key, kafka_api_secret, schema_registry_url, schema_registry_api_key,
-    schema_registry_api_secret, schema_registry_timeout, topic_prefix, audit_logging_enabled,
-    producer_config, check_producer_config, default_mode, database_alias, propagate_send_errors, max_event_bytes,
-    relay_batch_size, relay_poll_interval, relay_lease_seconds, relay_max_attempts, relay_dead_after_seconds,
+    bootstrap_servers,
+    kafka_api_key,
+    kafka_api_secret,
+    schema_registry_url,
+    schema_registry_api_key,
+    schema_registry_api_secret,
+    schema_registry_timeout,
+    topic_prefix,
+    audit_logging_enabled,
+    producer_config,
+    check_producer_config,
+    default_mode,
+    database_alias,
+    propagate_send_errors,
+    max_event_bytes,
+    relay_batch_size,
+    relay_batch_max_bytes,
+    relay_poll_interval,
+    relay_lease_seconds,
+    relay_max_attempts,
+    relay_dead_after_seconds,
     relay_backoff_seconds,
-    relay_lanes, relay_listen, relay_heartbeat_file, delete_on_ack,
-    status_max_pending_age, status_max_dead, retention_days, purge_batch_size,
-    consumers_enabled, consumer_poll_timeout, consumer_poll_failure_sleep, consumer_consecutive_errors_limit,
-    consumer_kafka_config, consumer_commit_interval, consumer_max_retries, consumer_retry_backoff,
-    consumer_retry_backoff_max, consumer_dead_letter_topic, consumer_dead_letter_timeout, consumer_deduplicate,
+    relay_lanes,
+    relay_listen,
+    relay_heartbeat_file,
+    delete_on_ack,
+    status_max_pending_age,
+    status_max_dead,
+    retention_days,
+    purge_batch_size,
+    consumers_enabled,
+    consumer_poll_timeout,
+    consumer_poll_failure_sleep,
+    consumer_consecutive_errors_limit,
+    consumer_kafka_config,
+    consumer_commit_interval,
+    consumer_max_retries,
+    consumer_retry_backoff,
+    consumer_retry_backoff_max,
+    consumer_dead_letter_topic,
+    consumer_dead_letter_timeout,
+    consumer_deduplicate,
     consumer_inbox_claim_seconds,
     consumer_inbox_retention_days,
-    _kafka_credentials_paired, _relay_timing,  # relations between two settings
+    _kafka_credentials_paired,
+    _relay_timing,  # relations between two settings
 )
 
 

@@ -13,17 +13,17 @@ from ..outbox.models import OutboxEvent
 from . import store
 
 
-def ready_batch(alias, lane, limit) -> list:
+def ready_batch(alias, lane, limit, max_bytes=None) -> list:
     """The lane's first ``limit`` pending rows in id order that no dead row of their key stands in front of."""
     if not OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=lane).exists():
-        return store.pending_batch(alias, lane, limit)  # the usual case: one cheap seek, no transaction
+        return store.pending_batch(alias, lane, limit, max_bytes)  # the usual case: one cheap seek, no transaction
     while True:
-        rows, held = _hold_behind_dead(alias, lane, limit)
+        rows, held = _hold_behind_dead(alias, lane, limit, max_bytes)
         if rows or not held:
             return rows
 
 
-def _hold_behind_dead(alias, lane, limit):
+def _hold_behind_dead(alias, lane, limit, max_bytes):
     """
     Read a batch and hold its rows that are behind a dead row, in one transaction.
 
@@ -36,7 +36,7 @@ def _hold_behind_dead(alias, lane, limit):
     """
     with transaction.atomic(using=alias):
         first_dead = first_dead_by_key(alias, lane, lock=True)
-        rows = store.pending_batch(alias, lane, limit)
+        rows = store.pending_batch(alias, lane, limit, max_bytes)
         behind = {row.id for row in rows if is_behind(row.id, row.event_key, first_dead)}
         if behind:
             OutboxEvent.objects.using(alias).filter(id__in=behind, status=STATUS.pending).update(status=STATUS.held)

@@ -3,18 +3,19 @@ Lane leases: one active relay per lane, with an expiry and a fencing token.
 
 Every operation is a single conditional UPDATE, which is atomic on PostgreSQL, MySQL/MariaDB
 and SQLite alike, so no SELECT ... FOR UPDATE and no database-specific locking is needed.
-Times are timezone-aware UTC from ``django.utils.timezone.now()``; relays on different hosts
-must keep their clocks in sync to well under the lease time (NTP does). See
+Every time in those statements is the database's clock (``Now()``), never the relay host's:
+relays on hosts whose clocks disagree still agree on who holds a lane. See
 docs/decisions/0002-leases-and-fencing.rst.
 """
+
 import os
 import socket
 import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
 from .models import RelayLease
 
@@ -30,33 +31,57 @@ def new_token() -> str:
 def try_acquire(alias, lane, token, seconds) -> bool:
     """Take the lane if it is free or expired (or already ours); the token fences the old holder out."""
     _ensure_row(alias, lane)
-    now = timezone.now()
-    free = Q(expires_at__isnull=True) | Q(expires_at__lt=now) | Q(token=token)
-    taken = RelayLease.objects.using(alias).filter(free, lane=lane).update(
-        token=token, holder=holder_name(), expires_at=now + timedelta(seconds=seconds),
+    free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now()) | Q(token=token)
+    taken = (
+        RelayLease.objects.using(alias)
+        .filter(free, lane=lane)
+        .update(
+            token=token,
+            holder=holder_name(),
+            expires_at=_from_now(seconds),
+        )
     )
     return taken == 1
 
 
-def renew(alias, lane, token, seconds, sent_at=None) -> bool:
+def renew(alias, lane, token, seconds, sent=False) -> bool:
     """
     Extend our lease; False means it expired or was taken over, and we must stop publishing.
 
-    ``sent_at`` (when the previous batch was marked) rides along, saving a statement per batch.
+    ``sent`` (a batch was marked since the last renewal) sets ``last_sent_at`` in the same
+    statement, saving a statement per batch.
     """
-    now = timezone.now()
-    changes = {"expires_at": now + timedelta(seconds=seconds)}
-    if sent_at is not None:
-        changes["last_sent_at"] = sent_at
-    return RelayLease.objects.using(alias).filter(lane=lane, token=token, expires_at__gt=now).update(**changes) == 1
+    changes = {"expires_at": _from_now(seconds)}
+    if sent:
+        changes["last_sent_at"] = Now()
+    return held(alias, lane, token).update(**changes) == 1
 
 
-def release(alias, lane, token, sent_at=None):
-    """Give the lane up at once on a clean stop, so a standby need not wait for the expiry."""
+def release(alias, lane, token, sent=False):
+    """Give the lane up at once (a clean stop, or giving way), so a standby need not wait for the expiry."""
     changes = {"expires_at": None, "holder": ""}
-    if sent_at is not None:
-        changes["last_sent_at"] = sent_at
+    if sent:
+        changes["last_sent_at"] = Now()
     RelayLease.objects.using(alias).filter(lane=lane, token=token).update(**changes)
+
+
+def held(alias, lane, token):
+    """Our lease on the lane, if it is still ours and unexpired by the database's clock."""
+    return RelayLease.objects.using(alias).filter(lane=lane, token=token, expires_at__gt=Now())
+
+
+def fence(alias, lane, token):
+    """
+    A condition for any write to the lane's rows: true only while we hold the lease.
+
+    Added to the write's own WHERE clause, so the check and the write are one atomic
+    statement: a relay that lost its lease changes nothing, however late it runs.
+    """
+    return Exists(held(alias, lane, token))
+
+
+def _from_now(seconds):
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 
 def _ensure_row(alias, lane):

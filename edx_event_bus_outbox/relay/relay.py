@@ -5,15 +5,14 @@ record the outcome, and wait cheaply when there is nothing to do.
 Guarantees and their reasons live in docs/decisions/0001-ordering-and-claiming.rst,
 0002-leases-and-fencing.rst and 0003-retries-and-the-dead-state.rst.
 """
+
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from django.db import DatabaseError, connections
-from django.utils import timezone
 from edx_django_utils.monitoring import function_trace, set_custom_attribute
 
 from .. import conf
@@ -31,9 +30,11 @@ PROGRESS_EVERY_SECONDS = 10.0
 @dataclass
 class RelayOptions:
     """Everything a relay run is configured with; defaults come from the settings in ``conf``."""
+
     alias: str = field(default_factory=conf.database_alias)
-    lanes: Optional[list] = field(default_factory=conf.relay_lanes)
+    lanes: list | None = field(default_factory=conf.relay_lanes)
     batch_size: int = field(default_factory=conf.relay_batch_size)
+    batch_max_bytes: int = field(default_factory=conf.relay_batch_max_bytes)
     poll_interval: float = field(default_factory=conf.relay_poll_interval)
     lease_seconds: float = field(default_factory=conf.relay_lease_seconds)
     max_attempts: int = field(default_factory=conf.relay_max_attempts)
@@ -41,23 +42,26 @@ class RelayOptions:
     backoff: tuple = field(default_factory=conf.relay_backoff_seconds)
     delete_on_ack: bool = field(default_factory=conf.delete_on_ack)
     listen: bool = field(default_factory=conf.relay_listen)
-    heartbeat_file: Optional[str] = field(default_factory=conf.relay_heartbeat_file)
+    heartbeat_file: str | None = field(default_factory=conf.relay_heartbeat_file)
     until_empty: bool = False
 
 
 class Relay:
-    """One relay process. ``run()`` returns when stopped (``stop()``, a signal) or, with ``until_empty``, when drained."""
+    """One relay process. ``run()`` returns when stopped (``stop()`` or a signal) or, with ``until_empty``, drained."""
 
-    def __init__(self, options: RelayOptions, sink: Optional[KafkaSink] = None):
+    def __init__(self, options: RelayOptions, sink: KafkaSink | None = None):
         self.options = options
         self.token = leases.new_token()
         self.sink = sink or KafkaSink(options.lease_seconds)
         self.waiter = make_waiter(options.alias, options.poll_interval, options.listen)
         self.stopping = threading.Event()
         self.held = set()
-        self.lane_resume_at = {}   # lane -> monotonic time before which it waits (backoff)
-        self.lane_failures = {}    # lane -> consecutive infrastructure failures
-        self.unreported_sent = {}  # lane -> when a batch was last marked, not yet on the lease row
+        self.lane_resume_at = {}  # lane -> monotonic time before which it waits (backoff)
+        self.lane_failures = {}  # lane -> consecutive infrastructure failures
+        self.failing_since = {}  # lane -> (monotonic time its failing streak began, last error's log text)
+        self.gave_way = set()  # lanes given up because they could not be published; retaken once Kafka answers
+        self.lease_until = {}  # lane -> monotonic time before which our lease surely lasts
+        self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
         self.state = "starting"
         self.sent_total = 0
         self.dead_total = 0
@@ -67,16 +71,23 @@ class Relay:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> int:
-        logger.info("Outbox relay started: holder=%s lanes=%s batch_size=%s lease=%ss",
-                    leases.holder_name(), self.options.lanes or "all", self.options.batch_size,
-                    self.options.lease_seconds)
+        logger.info(
+            "Outbox relay started: holder=%s lanes=%s batch_size=%s lease=%ss",
+            leases.holder_name(),
+            self.options.lanes or "all",
+            self.options.batch_size,
+            self.options.lease_seconds,
+        )
         try:
             while not self.stopping.is_set():
-                self._beat()
                 try:
                     worked = self._serve_lanes()
-                    if not worked and self.options.until_empty and not store.any_pending(
-                            self.options.alias, self.options.lanes):
+                    self._beat_if_healthy()
+                    if (
+                        not worked
+                        and self.options.until_empty
+                        and not store.any_pending(self.options.alias, self.options.lanes)
+                    ):
                         break
                     if not self.lane_failures:
                         self._set_state("running")
@@ -124,20 +135,71 @@ class Relay:
     def _lanes(self):
         if self.options.lanes:
             return list(self.options.lanes)
-        return sorted(set(store.pending_lanes(self.options.alias)) | self.held)
+        return sorted(set(store.pending_lanes(self.options.alias)) | self.held | self.gave_way)
 
     def _hold(self, lane) -> bool:
         alias, seconds = self.options.alias, self.options.lease_seconds
+        if lane in self.gave_way and not self._can_publish_again(lane):
+            return False
         if lane in self.held:
-            if leases.renew(alias, lane, self.token, seconds, sent_at=self.unreported_sent.pop(lane, None)):
+            if self._failing_too_long(lane):
+                self._give_way(lane)
+                return False
+            started = time.monotonic()  # before the statement: the database's expiry is no earlier
+            if leases.renew(alias, lane, self.token, seconds, sent=lane in self.unreported_sent):
+                self.unreported_sent.discard(lane)
+                self.lease_until[lane] = started + seconds
                 return True
-            self.held.discard(lane)
-            logger.warning("Outbox relay lost its lease on lane %r (expired or taken over); standing by", lane)
+            self._lost_lease(lane, "expired or taken over")
+        started = time.monotonic()
         if leases.try_acquire(alias, lane, self.token, seconds):
             self.held.add(lane)
+            self.lease_until[lane] = started + seconds
             logger.info("Outbox relay now holds lane %r", lane)
             return True
         return False
+
+    def _lost_lease(self, lane, why):
+        self.held.discard(lane)
+        self.unreported_sent.discard(lane)
+        if lane in self.lane_failures:
+            self.gave_way.add(lane)  # it could not publish either: take it again only once Kafka answers
+        logger.warning("Outbox relay lost its lease on lane %r (%s); standing by", lane, why)
+
+    # ------------------------------------------------------------------ giving way
+
+    def _failing_too_long(self, lane) -> bool:
+        """The lane could not be published for a whole lease: a standby may do better."""
+        since = self.failing_since.get(lane)
+        return since is not None and time.monotonic() - since[0] >= self.options.lease_seconds
+
+    def _give_way(self, lane):
+        """Stop renewing and release the lease at once, so a healthy standby takes the lane on its next poll."""
+        since, error = self.failing_since[lane]
+        leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
+        self.held.discard(lane)
+        self.unreported_sent.discard(lane)
+        self.gave_way.add(lane)
+        logger.error(
+            "Outbox relay gave way on lane %r: it could not publish for %.0fs, longer than its %ss lease; "
+            "released the lease for a standby. It takes lanes again once Kafka answers it. Last error: %s",
+            lane,
+            time.monotonic() - since,
+            self.options.lease_seconds,
+            error,
+        )
+
+    def _can_publish_again(self, lane) -> bool:
+        """Probe the broker (at the lane's backoff pace) before competing for a lane we gave up."""
+        if time.monotonic() < self.lane_resume_at.get(lane, 0):
+            return False
+        if not self.sink.can_reach(lane):
+            self._note_failure(lane, "Kafka still does not answer this relay's producer")
+            return False
+        self.gave_way.discard(lane)
+        self._lane_recovered(lane)
+        logger.warning("Outbox relay can reach Kafka again; it competes for lane %r again", lane)
+        return True
 
     # ------------------------------------------------------------------ one batch
 
@@ -150,55 +212,103 @@ class Relay:
         with function_trace("edx_event_bus_outbox.relay_batch"):
             set_custom_attribute("outbox_relay_lane", lane)
             set_custom_attribute("outbox_relay_batch_size", len(rows))
-            deliveries = self.sink.publish(rows)
+            started = time.monotonic()
+            deliveries = self.sink.publish(rows, deadline=self._batch_deadline(lane))
             acked = [d for d in deliveries if d.error is None]
             failed = next((d for d in deliveries if d.error is not None), None)
             acked = [d for d in acked if failed is None or d.row_id < failed.row_id]
-            store.mark_sent(self.options.alias, acked, self.options.delete_on_ack)
-            set_custom_attribute("outbox_relay_sent", len(acked))
+            marked = store.mark_sent(self.options.alias, acked, self.options.delete_on_ack, self._lease(lane))
+            set_custom_attribute("outbox_relay_sent", marked)
+        if marked < len(acked):  # the fence held: our lease ended while the batch was out
+            self._lost_lease(
+                lane, f"ended before {len(acked) - marked} published rows were marked; the new holder re-sends them"
+            )
+            acked = acked[:marked]
         if acked:
-            self.unreported_sent[lane] = timezone.now()  # recorded with the next lease renewal
+            self.unreported_sent.add(lane)  # last_sent_at is set with the next lease renewal
             self._audit(rows, acked)
             self.sent_total += len(acked)
+        if lane not in self.held:
+            return bool(acked)
         if failed is None:
             self._lane_recovered(lane)
         else:
-            self._batch_failed(lane, next(r for r in rows if r.id == failed.row_id), failed.error)
+            self._batch_failed(lane, next(r for r in rows if r.id == failed.row_id), failed.error, started)
         return bool(acked)
 
+    def _lease(self, lane):
+        """The fence for this lane's writes: our lease, unexpired by the database's clock."""
+        return leases.held(self.options.alias, lane, self.token)
+
+    def _batch_deadline(self, lane):
+        """When a batch must be settled: two thirds into the lease, keeping the last third to mark it."""
+        return self.lease_until[lane] - self.options.lease_seconds / 3
+
     def _ready_rows(self, lane):
-        """Pending rows in id order (less those held behind a dead row), cut before the first one in backoff."""
-        rows = holding.ready_batch(self.options.alias, lane, self.options.batch_size)
-        now = timezone.now()
+        """
+        Pending rows in id order, less those held behind a dead row of their key, cut before the
+        first one still waiting out a backoff (by the database's clock).
+        """
+        rows = holding.ready_batch(self.options.alias, lane, self.options.batch_size, self.options.batch_max_bytes)
         for index, row in enumerate(rows):
-            if row.next_attempt_at and row.next_attempt_at > now:
+            if row.retry_later:
                 return rows[:index]
         return rows
 
-    def _batch_failed(self, lane, row, error):
+    def _batch_failed(self, lane, row, error, started):
         first, cap = self.options.backoff
         if isinstance(error, InfrastructureUnavailable):
-            failures = self.lane_failures.get(lane, 0) + 1
-            self.lane_failures[lane] = failures
-            self.lane_resume_at[lane] = time.monotonic() + backoff_seconds(failures, first, cap)
-            self._set_state("waiting for Kafka or the schema registry", error.log_text)
+            self._note_failure(lane, error.log_text, started)
             return
-        status = store.record_failure(self.options.alias, row.id, error,
-                                      backoff_seconds(row.attempts + 1, first, cap), self.options.max_attempts,
-                                      self.options.dead_after_seconds)
-        if status == store.STATUS.dead:
+        status = store.record_failure(
+            self.options.alias,
+            row.id,
+            error,
+            backoff_seconds(row.attempts + 1, first, cap),
+            self.options.max_attempts,
+            self.options.dead_after_seconds,
+            self._lease(lane),
+        )
+        if status is None:
+            self._lost_lease(lane, "ended before a failed event could be recorded")
+        elif status == store.STATUS.dead:
             self.dead_total += 1
-            logger.error("Outbox event moved to dead after %s attempts: id=%s event_id=%s type=%s topic=%s error=%s",
-                         row.attempts + 1, row.id, row.event_id, row.event_type, row.topic, error.log_text)
+            logger.error(
+                "Outbox event moved to dead after %s attempts: id=%s event_id=%s type=%s topic=%s error=%s",
+                row.attempts + 1,
+                row.id,
+                row.event_id,
+                row.event_type,
+                row.topic,
+                error.log_text,
+            )
         else:
-            logger.warning("Outbox event failed (attempt %s, at least %s and %.0fs before it goes dead), will retry: "
-                           "id=%s event_id=%s type=%s topic=%s error=%s", row.attempts + 1, self.options.max_attempts,
-                           self.options.dead_after_seconds, row.id,
-                           row.event_id, row.event_type, row.topic, error.log_text)
+            logger.warning(
+                "Outbox event failed (attempt %s, at least %s and %.0fs before it goes dead), will retry: "
+                "id=%s event_id=%s type=%s topic=%s error=%s",
+                row.attempts + 1,
+                self.options.max_attempts,
+                self.options.dead_after_seconds,
+                row.id,
+                row.event_id,
+                row.event_type,
+                row.topic,
+                error.log_text,
+            )
+
+    def _note_failure(self, lane, log_text, started=None):
+        """The lane could not be published: back off, and remember since when, for giving way."""
+        first, cap = self.options.backoff
+        failures = self.lane_failures.get(lane, 0) + 1
+        self.lane_failures[lane] = failures
+        self.lane_resume_at[lane] = time.monotonic() + backoff_seconds(failures, first, cap)
+        self.failing_since[lane] = (self.failing_since.get(lane, (started or time.monotonic(),))[0], log_text)
+        self._set_state("waiting for Kafka or the schema registry", log_text)
 
     def _lane_recovered(self, lane):
         self.lane_failures.pop(lane, None)
         self.lane_resume_at.pop(lane, None)
+        self.failing_since.pop(lane, None)
 
     # ------------------------------------------------------------------ reporting
 
@@ -225,8 +335,14 @@ class Relay:
         by_id = {row.id: row for row in rows}
         for delivery in acked:
             row = by_id[delivery.row_id]
-            logger.info("Outbox event published: topic=%s partition=%s offset=%s message_id=%s key=%s",
-                        row.topic, delivery.partition, delivery.offset, row.event_id, row.event_key)
+            logger.info(
+                "Outbox event published: topic=%s partition=%s offset=%s message_id=%s key=%s",
+                row.topic,
+                delivery.partition,
+                delivery.offset,
+                row.event_id,
+                row.event_key,
+            )
 
     def _report_progress(self):
         now = time.monotonic()
@@ -234,13 +350,24 @@ class Relay:
             return
         sent = self.sent_total - self._progress_sent
         if sent:
-            logger.info("Outbox relay progress: %s sent in the last %.0fs (%.0f/s), %s in total; lanes held: %s",
-                        sent, now - self._progress_at, sent / (now - self._progress_at), self.sent_total,
-                        ", ".join(sorted(self.held)) or "none")
+            logger.info(
+                "Outbox relay progress: %s sent in the last %.0fs (%.0f/s), %s in total; lanes held: %s",
+                sent,
+                now - self._progress_at,
+                sent / (now - self._progress_at),
+                self.sent_total,
+                ", ".join(sorted(self.held)) or "none",
+            )
         self._progress_at, self._progress_sent = now, self.sent_total
 
-    def _beat(self):
-        if self.options.heartbeat_file:
+    def _beat_if_healthy(self):
+        """
+        Touch the heartbeat file after a pass in which every lane was published or had nothing
+        to publish (a standby has nothing to publish). A relay that cannot publish a lane, or
+        gave one way, or cannot use the database, lets the file go stale, and so does a wedged
+        loop: a liveness probe on the file restarts it (see docs/operations.rst).
+        """
+        if self.options.heartbeat_file and not self.lane_failures and not self.gave_way:
             Path(self.options.heartbeat_file).touch()
 
     def _shutdown(self):
@@ -248,7 +375,7 @@ class Relay:
         self.waiter.close()
         for lane in list(self.held):
             try:
-                leases.release(self.options.alias, lane, self.token, sent_at=self.unreported_sent.pop(lane, None))
+                leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
             except DatabaseError:
                 logger.warning("Outbox relay could not release lane %r; it frees itself when the lease expires", lane)
         logger.info("Outbox relay stopped: %s events sent, %s moved to dead", self.sent_total, self.dead_total)

@@ -4,70 +4,192 @@ The Kafka side of the relay: encode rows, produce them, and wait for every deliv
 Nothing here touches the database, so the relay never holds a transaction open while it
 talks to the broker.
 """
-from typing import NamedTuple, Optional
+
+import logging
+import threading
+import time
+from typing import NamedTuple
 
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from ..kafka.config import producer_config
+from ..kafka.config import full_topic, producer_config
 from ..kafka.headers import event_headers
 from ..kafka.messages import encode_message
 from .errors import InfrastructureUnavailable, PermanentEventError, classify_delivery_error, classify_encoding_error
 
+logger = logging.getLogger(__name__)
+
 
 class Delivery(NamedTuple):
     """What became of one row: acknowledged at (partition, offset), or an error of a known kind."""
+
     row_id: int
-    partition: Optional[int] = None
-    offset: Optional[int] = None
-    error: Optional[Exception] = None
+    partition: int | None = None
+    offset: int | None = None
+    error: Exception | None = None
 
 
 class KafkaSink:
-    """One idempotent producer, reused for every batch of every lane."""
+    """
+    One idempotent producer, reused for every batch of every lane, and rebuilt after a fatal error.
+
+    A batch never outlives its deadline (see the leases ADR): rows are encoded and produced
+    only until a delivery timeout before it, so that every message produced has its delivery
+    report by the deadline, and rows not reached stay pending for a later batch.
+    """
 
     def __init__(self, lease_seconds: float):
-        from confluent_kafka import Producer  # pylint: disable=import-outside-toplevel
-        # A batch must settle before its lease can lapse, or a standby could publish the same
-        # rows first and ours would land after them (see the leases ADR).
+        # The relay gives a batch two thirds of its lease: a third to encode and produce,
+        # a third for the last message's delivery report (its ``message.timeout.ms``).
         self.delivery_timeout = max(1.0, lease_seconds / 3)
-        self.producer = Producer(producer_config(**{"message.timeout.ms": int(self.delivery_timeout * 1000)}))
+        self.fatal_error = None
+        self.producer = self._new_producer()
+        # Registry look-ups (with the registry client's own retries) cannot be interrupted, so
+        # encoding runs on a thread of its own that the relay stops waiting for at the deadline.
+        # A daemon thread: one stuck in a look-up must not hold up the process's exit.
+        self.encoder = None
 
-    def publish(self, rows) -> list:
+    def _new_producer(self):
+        from confluent_kafka import Producer
+
+        return Producer(
+            producer_config(
+                **{"message.timeout.ms": int(self.delivery_timeout * 1000), "error_cb": self._on_client_error}
+            )
+        )
+
+    def publish(self, rows, deadline: float | None = None) -> list:
         """
         Produce rows in order and return one ``Delivery`` per row that reached the producer.
 
-        Encoding stops at the first row that fails, so that no later row can overtake it;
-        that row's ``Delivery`` carries the error and is last in the list.
+        ``deadline`` (``time.monotonic()``) is when every delivery report must be in; by
+        default two delivery timeouts from now. Encoding stops at the first row that fails,
+        or that the deadline leaves no time for, so that no later row can overtake it; that
+        row's ``Delivery`` carries the error and is last in the list.
         """
-        deliveries = {}
-        order = []
-        for row in rows:
+        if deadline is None:
+            deadline = time.monotonic() + 2 * self.delivery_timeout
+        produce_until = deadline - self.delivery_timeout
+        deliveries, order = {}, []
+        for row, message in self._encode_until(rows, produce_until):
             order.append(row.id)
             try:
-                self._produce(row.id, encode_row(row), deliveries)
+                if isinstance(message, Exception):
+                    raise message
+                self._produce(row.id, message, deliveries, produce_until)
             except (PermanentEventError, InfrastructureUnavailable) as exc:
                 deliveries[row.id] = Delivery(row.id, error=exc)
                 break
-        self.producer.flush(self.delivery_timeout + 5)
-        return [deliveries.get(row_id) or Delivery(row_id, error=InfrastructureUnavailable("no delivery report"))
-                for row_id in order]
+        self.producer.flush(max(0.0, deadline - time.monotonic()))
+        self._rebuild_if_fatal()
+        return [
+            deliveries.get(row_id)
+            or Delivery(row_id, error=InfrastructureUnavailable("no delivery report before the batch's deadline"))
+            for row_id in order
+        ]
 
-    def _produce(self, row_id, message, deliveries):
+    def _encode_until(self, rows, until):
+        """
+        ``(row, message or classified error)`` for the leading rows encoded before ``until``.
+
+        If the deadline passes first, the row being encoded gets an ``InfrastructureUnavailable``
+        (the registry is too slow) and the rows after it are left out: they stay pending. One
+        encoder at a time: a batch waits (until its own deadline) for one still stuck in a look-up.
+        """
+        encoded, stop = [], threading.Event()
+
+        def encode_all():
+            for row in rows:
+                if stop.is_set():
+                    return
+                try:
+                    encoded.append((row, encode_row(row)))
+                except (PermanentEventError, InfrastructureUnavailable) as exc:
+                    encoded.append((row, exc))
+                    return
+
+        if self.encoder is not None:
+            self.encoder.join(timeout=max(0.0, until - time.monotonic()))
+        if self.encoder is None or not self.encoder.is_alive():
+            self.encoder = threading.Thread(target=encode_all, name="outbox-encode", daemon=True)
+            self.encoder.start()
+            self.encoder.join(timeout=max(0.0, until - time.monotonic()))
+            if not self.encoder.is_alive():
+                return encoded
+        stop.set()
+        done = list(encoded)
+        if len(done) < len(rows) and not (done and isinstance(done[-1][1], Exception)):
+            done.append(
+                (
+                    rows[len(done)],
+                    InfrastructureUnavailable(
+                        "the batch's deadline passed while encoding (schema registry slow or unreachable)"
+                    ),
+                )
+            )
+        return done
+
+    def _produce(self, row_id, message, deliveries, until):
         def on_delivery(err, msg):
             if err is None:
                 deliveries[row_id] = Delivery(row_id, msg.partition(), msg.offset())
             else:
-                deliveries[row_id] = Delivery(row_id, error=classify_delivery_error(err))
-        from confluent_kafka import KafkaException  # pylint: disable=import-outside-toplevel
+                deliveries[row_id] = Delivery(row_id, error=self._classify(err))
+
+        from confluent_kafka import KafkaException
+
         while True:
             try:
-                self.producer.produce(message.topic, key=message.key, value=message.value,
-                                      headers=message.headers, on_delivery=on_delivery)
+                self.producer.produce(
+                    message.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=on_delivery,
+                )
                 return
-            except BufferError:
+            except BufferError as exc:
+                if time.monotonic() >= until:
+                    raise InfrastructureUnavailable("the producer's queue stayed full until the deadline") from exc
                 self.producer.poll(0.1)  # local queue full: serve delivery reports, then retry
             except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
-                raise classify_delivery_error(exc.args[0]) from exc
+                raise self._classify(exc.args[0]) from exc
+
+    def _classify(self, kafka_error):
+        if kafka_error.fatal():
+            self.fatal_error = kafka_error
+            return InfrastructureUnavailable(f"Kafka producer fatal error: {kafka_error.name()}: {kafka_error.str()}")
+        return classify_delivery_error(kafka_error)
+
+    def _on_client_error(self, kafka_error):
+        """librdkafka's ``error_cb``: only a fatal error needs action; the others retry by themselves."""
+        if kafka_error.fatal():
+            self.fatal_error = kafka_error
+        else:
+            logger.debug("Kafka client error (librdkafka retries): %s", kafka_error)
+
+    def _rebuild_if_fatal(self):
+        """A producer that hit a fatal error (e.g. of the idempotence state) never sends again: replace it."""
+        if self.fatal_error is None:
+            return
+        logger.error(
+            "Outbox relay's Kafka producer hit a fatal error (%s: %s); replacing it with a new producer",
+            self.fatal_error.name(),
+            self.fatal_error.str(),
+        )
+        self.fatal_error = None
+        self.producer = self._new_producer()
+
+    def can_reach(self, topic) -> bool:
+        """Whether the broker answers this producer (a metadata request for the topic): probed before retaking lanes."""
+        from confluent_kafka import KafkaException
+
+        self._rebuild_if_fatal()
+        try:
+            self.producer.list_topics(topic=full_topic(topic), timeout=self.delivery_timeout)
+            return True
+        except KafkaException:
+            return False
 
     def close(self):
         self.producer.flush(self.delivery_timeout + 5)
@@ -80,10 +202,22 @@ def encode_row(row):
     except KeyError as exc:
         raise PermanentEventError(f"no OpenEdxPublicSignal of type {row.event_type!r} exists in this service") from exc
     try:
-        headers = event_headers(event_type=row.event_type, event_id=row.event_id, source=row.source,
-                                time=row.event_time, minorversion=row.minorversion, sourcehost=row.sourcehost,
-                                sourcelib=row.sourcelib)
-        return encode_message(signal=signal, topic=row.topic, event_key_field=row.event_key_field,
-                              event_key=row.event_key, payload=row.payload, headers=headers)
-    except Exception as exc:  # pylint: disable=broad-except
+        headers = event_headers(
+            event_type=row.event_type,
+            event_id=row.event_id,
+            source=row.source,
+            time=row.event_time,
+            minorversion=row.minorversion,
+            sourcehost=row.sourcehost,
+            sourcelib=row.sourcelib,
+        )
+        return encode_message(
+            signal=signal,
+            topic=row.topic,
+            event_key_field=row.event_key_field,
+            event_key=row.event_key,
+            payload=row.payload,
+            headers=headers,
+        )
+    except Exception as exc:  # noqa: BLE001  any encoding failure is classified
         raise classify_encoding_error(exc) from exc

@@ -4,14 +4,14 @@ The relay's database side: read a lane's pending rows, then record what Kafka sa
 Each function is one short statement or transaction; none is ever open while the relay
 talks to Kafka.
 """
+
 import uuid
 from datetime import datetime, timedelta
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from django.db import connections, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, Q, TextField
+from django.db.models.functions import Cast, Coalesce, Length, Now
 
 from ..outbox.models import OutboxEvent
 
@@ -50,6 +50,7 @@ def any_pending(alias, only=None) -> bool:
 
 class PendingRow(NamedTuple):
     """What the relay reads of a pending row: plain values, no model instance to build per row."""
+
     id: int
     event_id: uuid.UUID
     event_type: str
@@ -63,7 +64,8 @@ class PendingRow(NamedTuple):
     sourcehost: str
     sourcelib: str
     attempts: int
-    next_attempt_at: Optional[datetime]
+    next_attempt_at: datetime | None
+    retry_later: bool | None  # next_attempt_at is still ahead by the database's clock (backoff)
 
 
 def claim_query(alias, lane):
@@ -77,86 +79,154 @@ def claim_query(alias, lane):
     the primary key from the lowest id, past every sent row, on every claim, and a 100k drain
     slowed fourfold from start to end. tests/test_indexes.py holds every database to the index.
     """
-    return (OutboxEvent.objects.using(alias).filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
-            .order_by("topic", "id").values_list(*PendingRow._fields))
+    return (
+        _pending_in_lane(alias, lane)
+        .annotate(retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField()))
+        .values_list(*PendingRow._fields)
+    )
 
 
-def pending_batch(alias, lane, limit) -> list:
-    """The lane's first ``limit`` pending rows in id order."""
-    return [PendingRow(*row) for row in claim_query(alias, lane)[:limit]]
+def sizes_query(alias, lane):
+    """``(id, length of the payload's JSON text)`` of the lane's pending rows, in the claim's order and index."""
+    return _pending_in_lane(alias, lane).annotate(size=Length(Cast("payload", TextField()))).values_list("id", "size")
 
 
-def mark_sent(alias, deliveries, delete: bool):
+def _pending_in_lane(alias, lane):
+    return (
+        OutboxEvent.objects.using(alias)
+        .filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
+        .order_by("topic", "id")
+    )
+
+
+def pending_batch(alias, lane, limit, max_bytes=None) -> list:
     """
-    Record acknowledged rows: sent with partition and offset, or deleted.
+    The lane's first ``limit`` pending rows in id order, and with ``max_bytes`` no more than
+    fit in that many bytes of payload (always at least one row, however large).
 
+    The sizes are read first, so the payloads of rows beyond the bound never leave the
+    database: a batch of large events costs the relay ``max_bytes``, not ``limit`` times their size.
+    """
+    claim = claim_query(alias, lane)
+    if max_bytes:
+        last_id, limit = _leading_rows_within(sizes_query(alias, lane)[:limit], max_bytes)
+        if not limit:
+            return []
+        claim = claim.filter(id__lte=last_id)
+    return [PendingRow(*row) for row in claim[:limit]]
+
+
+def _leading_rows_within(sizes, max_bytes):
+    """The last id and the number of the leading ``(id, size)`` rows whose sizes total at most ``max_bytes``."""
+    last_id, count, total = None, 0, 0
+    for row_id, size in sizes:
+        total += size or 0
+        if count and total > max_bytes:
+            break
+        last_id, count = row_id, count + 1
+    return last_id, count
+
+
+def mark_sent(alias, deliveries, delete: bool, lease) -> int:
+    """
+    Record acknowledged rows: sent with partition and offset, or deleted. Returns how many.
+
+    ``lease`` is ``leases.held(...)``: every statement writes only while the lane's lease is
+    ours (fencing, ADR 2), so a relay that lost it marks nothing and the new holder re-sends.
     Each statement is atomic on its own and needs no surrounding transaction (which would
     cost two more round trips per batch). A crash between two chunks leaves the later one
     pending, to be re-sent in order: at least once, never out of order (ADR 1).
     """
     if not deliveries:
-        return
+        return 0
     if delete:
-        OutboxEvent.objects.using(alias).filter(id__in=[d.row_id for d in deliveries]).delete()
-        return
-    connection, now = connections[alias], timezone.now()
+        return OutboxEvent.objects.using(alias).filter(Exists(lease), id__in=[d.row_id for d in deliveries]).delete()[0]
+    connection, marked = connections[alias], 0
+    fence = _fence_sql(alias, lease)
     with connection.cursor() as cursor:
         for start in range(0, len(deliveries), MARK_CHUNK):
-            cursor.execute(*_mark_sent_statement(connection, deliveries[start:start + MARK_CHUNK], now))
+            cursor.execute(*_mark_sent_statement(connection, deliveries[start : start + MARK_CHUNK], fence))
+            marked += cursor.rowcount
+    return marked
 
 
 # Rows per UPDATE; also keeps SQLite under its 500-term compound SELECT limit.
 MARK_CHUNK = 500
 
 
-def _mark_sent_statement(connection, deliveries, now):
+def _fence_sql(alias, lease):
+    """``EXISTS (...)`` of the lease query, and the database's own clock, as SQL for a hand-written statement."""
+    compiler = lease.values("lane").query.get_compiler(using=alias)
+    lease_sql, lease_params = compiler.as_sql()
+    now_sql, now_params = compiler.compile(Now())
+    return f"EXISTS ({lease_sql})", list(lease_params), now_sql, list(now_params)
+
+
+def _mark_sent_statement(connection, deliveries, fence):
     """
-    One UPDATE joining the table to the (id, partition, offset) triples of a chunk.
+    One UPDATE joining the table to the (id, partition, offset) triples of a chunk, fenced by the lease.
 
     Django's ``bulk_update`` builds a CASE expression per row and per column, which made
     marking cost more than publishing; a join against a derived table is a single, cheap
     statement on every database. Each database spells the derived table its own way; on
     PostgreSQL the triples travel as three arrays, so the statement text never changes and
-    its plan is reused.
+    its plan is reused. The fence is a primary-key lookup of the lease row.
     """
+    fence_sql, fence_params, now, now_params = fence
     quote, table = connection.ops.quote_name, connection.ops.quote_name(OutboxEvent._meta.db_table)
     if connection.vendor == "postgresql":
-        acked, id_, p, o = "unnest(%s::bigint[], %s::integer[], %s::bigint[]) AS acked (id, p, o)", \
-            "acked.id", "acked.p", "acked.o"
+        acked, id_, p, o = (
+            "unnest(%s::bigint[], %s::integer[], %s::bigint[]) AS acked (id, p, o)",
+            "acked.id",
+            "acked.p",
+            "acked.o",
+        )
         params = [[d.row_id for d in deliveries], [d.partition for d in deliveries], [d.offset for d in deliveries]]
     else:
         params = [value for d in deliveries for value in (d.row_id, d.partition, d.offset)]
     if connection.vendor == "mysql":
         acked = " UNION ALL ".join(["SELECT %s AS id, %s AS p, %s AS o"] * len(deliveries))
-        assignments = (f"{table}.{quote('status')} = %s, {table}.{quote('sent_at')} = %s, "
-                       f"{table}.{quote('next_attempt_at')} = NULL, {table}.{quote('partition')} = acked.p, "
-                       f"{table}.{quote('offset')} = acked.o")
-        return (f"UPDATE {table} JOIN ({acked}) AS acked ON {table}.{quote('id')} = acked.id SET {assignments}",
-                params + [STATUS.sent, now])
+        assignments = (
+            f"{table}.{quote('status')} = %s, {table}.{quote('sent_at')} = {now}, "
+            f"{table}.{quote('next_attempt_at')} = NULL, {table}.{quote('partition')} = acked.p, "
+            f"{table}.{quote('offset')} = acked.o"
+        )
+        return (
+            f"UPDATE {table} JOIN ({acked}) AS acked ON {table}.{quote('id')} = acked.id SET {assignments} "
+            f"WHERE {fence_sql}",
+            params + [STATUS.sent] + now_params + fence_params,
+        )
     if connection.vendor == "sqlite":  # SQLite names the columns of a VALUES table column1, column2, ...
         acked = f"(VALUES {', '.join(['(%s, %s, %s)'] * len(deliveries))}) AS acked"
         id_, p, o = "acked.column1", "acked.column2", "acked.column3"
-    return (f"UPDATE {table} SET {quote('status')} = %s, {quote('sent_at')} = %s, {quote('next_attempt_at')} = NULL, "
-            f"{quote('partition')} = {p}, {quote('offset')} = {o} FROM {acked} WHERE {table}.{quote('id')} = {id_}",
-            [STATUS.sent, now] + params)
+    return (
+        f"UPDATE {table} SET {quote('status')} = %s, {quote('sent_at')} = {now}, "
+        f"{quote('next_attempt_at')} = NULL, {quote('partition')} = {p}, {quote('offset')} = {o} "
+        f"FROM {acked} WHERE {table}.{quote('id')} = {id_} AND {fence_sql}",
+        [STATUS.sent] + now_params + params + fence_params,
+    )
 
 
-def record_failure(alias, row_id, error, delay_seconds, max_attempts, dead_after_seconds) -> str:
+def record_failure(alias, row_id, error, delay_seconds, max_attempts, dead_after_seconds, lease) -> str | None:
     """
     Count a permanent failure against the row; returns its new status (``pending`` or ``dead``).
 
     The row goes dead only after ``max_attempts`` attempts *and* ``dead_after_seconds`` since its
     first failure: a budget in time, not in attempts, is what outlasts a rolling deploy (ADR 3).
+    ``None`` means the lane's lease (``leases.held(...)``) is no longer ours and nothing changed.
     """
-    now = timezone.now()
     with transaction.atomic(using=alias):
-        OutboxEvent.objects.using(alias).filter(id=row_id).update(
+        rows = OutboxEvent.objects.using(alias).filter(Exists(lease), id=row_id)
+        counted = rows.update(
             attempts=F("attempts") + 1,
             last_error=str(error)[:10000],
-            next_attempt_at=now + timedelta(seconds=delay_seconds),
-            failing_since=Coalesce(F("failing_since"), Value(now)),
+            next_attempt_at=ExpressionWrapper(Now() + timedelta(seconds=delay_seconds), output_field=DateTimeField()),
+            failing_since=Coalesce(F("failing_since"), Now()),
         )
-        OutboxEvent.objects.using(alias).filter(
-            id=row_id, attempts__gte=max_attempts, failing_since__lte=now - timedelta(seconds=dead_after_seconds),
-        ).update(status=STATUS.dead, next_attempt_at=None)
+        if not counted:
+            return None
+        budget_spent = ExpressionWrapper(Now() - timedelta(seconds=dead_after_seconds), output_field=DateTimeField())
+        rows.filter(attempts__gte=max_attempts, failing_since__lte=budget_spent).update(
+            status=STATUS.dead, next_attempt_at=None
+        )
         return OutboxEvent.objects.using(alias).values_list("status", flat=True).get(id=row_id)

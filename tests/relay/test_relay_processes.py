@@ -2,6 +2,7 @@
 Relays as real processes: SIGKILL, standby takeover, two relays at once, SIGTERM, heartbeat,
 and database restarts.
 """
+
 import random
 import re
 import signal as signals
@@ -14,6 +15,7 @@ from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from tests.kafka_tools import stack_service
 from tests.outbox_tools import kill, relay_process, write_events
 from tests.relay.checker import check
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
@@ -40,14 +42,16 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_reorders(kafka_stack,
     written = write_events(topic, 2500, keys=9, per_transaction=100)
     kills = 0
     for _ in range(4):
-        relay = relay_process("--lane", topic, "--batch-size", str(batch), *SHORT_LEASE,
-                              log_path=tmp_path / "relay.log")
-        assert wait_for(lambda: sent_count() > 0 or relay.poll() is not None, 60)
+        relay = relay_process(
+            "--lane", topic, "--batch-size", str(batch), *SHORT_LEASE, log_path=tmp_path / "relay.log"
+        )
+        assert wait_for(lambda relay=relay: sent_count() > 0 or relay.poll() is not None, 60)
         time.sleep(rng.uniform(0.05, 1.0))
         kill(relay)
         kills += 1
-    final = relay_process("--lane", topic, "--until-empty", "--batch-size", str(batch), *SHORT_LEASE,
-                          log_path=tmp_path / "relay.log")
+    final = relay_process(
+        "--lane", topic, "--until-empty", "--batch-size", str(batch), *SHORT_LEASE, log_path=tmp_path / "relay.log"
+    )
     assert final.wait(timeout=180) == 0
 
     verdict = check(kafka_stack.read_all(topic, timeout=60), [str(m.id) for m in written])
@@ -80,6 +84,46 @@ def test_a_standby_takes_over_within_the_lease_after_sigkill(kafka_stack, topic,
     assert len(kafka_stack.read_all(topic, expected=5)) == 5
 
 
+def holder(lane):
+    return RelayLease.objects.filter(lane=lane).values_list("holder", flat=True).first() or ""
+
+
+def test_a_relay_cut_off_from_kafka_gives_way_to_the_standby_and_comes_back(kafka_stack, topic, tmp_path):
+    """The database is reachable but Kafka is not (a closed port), until the port opens again."""
+    proxy = TcpProxy(kafka_stack.bootstrap_servers)  # closed for now
+    written = write_events(topic, 30, keys=4)
+    broken = relay_process(
+        "--lane",
+        topic,
+        *SHORT_LEASE,
+        log_path=tmp_path / "broken.log",
+        env={"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": proxy.address},
+    )
+    standby = None
+    try:
+        assert wait_for(lambda: holder(topic).endswith(f":{broken.pid}"), 60)
+        standby = relay_process("--lane", topic, *SHORT_LEASE, log_path=tmp_path / "standby.log")
+        started = time.monotonic()
+        assert wait_for(lambda: sent_count(topic) == 30, 60), "the standby never took over"
+        assert time.monotonic() - started < 20  # its start-up, plus about one 3 s lease and one batch
+        assert holder(topic).endswith(f":{standby.pid}")
+        assert "gave way on lane" in (tmp_path / "broken.log").read_text()
+
+        proxy.open()
+        assert wait_for(lambda: "can reach Kafka again" in (tmp_path / "broken.log").read_text(), 60)
+        assert kill(standby, signals.SIGTERM) == 0
+        later = write_events(topic, 5, keys=4)
+        assert wait_for(lambda: sent_count(topic) == 35, 60)
+        assert holder(topic).endswith(f":{broken.pid}")
+    finally:
+        kill(broken)
+        if standby is not None:
+            kill(standby)
+        proxy.close()
+    verdict = check(kafka_stack.read_all(topic, expected=35), [str(m.id) for m in written + later])
+    assert verdict.ok(), verdict.summary()
+
+
 def test_two_relays_started_at_once_share_lanes_without_duplicates(kafka_stack, topic, tmp_path):
     """
     The first relay to run a pass takes every free lane, so two relays on all lanes need not
@@ -92,14 +136,27 @@ def test_two_relays_started_at_once_share_lanes_without_duplicates(kafka_stack, 
         kafka_stack.create_topic(lane, partitions=3)
         written[lane] = write_events(lane, 300, keys=4, per_transaction=50)
     lanes_of = {"first": lanes[:2], "second": lanes[1:]}
-    # A lease long enough not to lapse on a loaded machine: a lapse is a takeover, whose re-sent batch is another test's.
-    relays = {name: relay_process("--until-empty", "--batch-size", "50", "--lease-seconds", "20", "--poll-interval", "0.2",
-                                  *[arg for lane in own for arg in ("--lane", lane)],
-                                  log_path=tmp_path / f"{name}.log") for name, own in lanes_of.items()}
+    # A lease long enough not to lapse on a loaded machine: a lapse is a takeover, whose re-sent
+    # batch is another test's.
+    relays = {
+        name: relay_process(
+            "--until-empty",
+            "--batch-size",
+            "50",
+            "--lease-seconds",
+            "20",
+            "--poll-interval",
+            "0.2",
+            *[arg for lane in own for arg in ("--lane", lane)],
+            log_path=tmp_path / f"{name}.log",
+        )
+        for name, own in lanes_of.items()
+    }
     assert [relay.wait(timeout=180) for relay in relays.values()] == [0, 0]
 
-    held = {name: set(re.findall(r"now holds lane '([^']+)'", (tmp_path / f"{name}.log").read_text()))
-            for name in relays}
+    held = {
+        name: set(re.findall(r"now holds lane '([^']+)'", (tmp_path / f"{name}.log").read_text())) for name in relays
+    }
     assert lanes[0] in held["first"] and lanes[2] in held["second"], held  # both held lanes
     assert lanes[1] in held["first"] | held["second"], held
     for lane in lanes:  # everything is on the broker by now: read each topic to its end, duplicates included
@@ -131,8 +188,9 @@ def test_until_empty_exits_zero_and_the_heartbeat_file_is_fresh(kafka_stack, top
     write_events(topic, 4)
     write_events(other, 2)
     heartbeat = tmp_path / "alive"
-    relay = relay_process("--lane", topic, "--until-empty", "--heartbeat-file", str(heartbeat),
-                          log_path=tmp_path / "relay.log")
+    relay = relay_process(
+        "--lane", topic, "--until-empty", "--heartbeat-file", str(heartbeat), log_path=tmp_path / "relay.log"
+    )
     assert relay.wait(timeout=60) == 0
     assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 30
     assert sent_count(topic) == 4 and sent_count(other) == 0  # the lane filter held
@@ -159,7 +217,7 @@ def test_database_restart_mid_drain_is_survived(kafka_stack, topic, tmp_path):
 def _sent_after_reconnect():
     try:
         return sent_count()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  the database may be restarting
         connection.close()
         return -1
 

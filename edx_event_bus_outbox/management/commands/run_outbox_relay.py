@@ -4,6 +4,7 @@
 Run one or more per deployment; leases make extra ones hot standbys. SIGTERM or SIGINT
 finishes the batch in flight, releases the leases and exits 0.
 """
+
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -17,6 +18,7 @@ from ...relay.relay import Relay, RelayOptions
 OPTIONS = {
     "lanes": ("--lane", conf.require_topic_names, "EVENT_BUS_OUTBOX_RELAY_LANES"),
     "batch_size": ("--batch-size", conf.require_positive_int, "EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE"),
+    "batch_max_bytes": ("--batch-max-bytes", conf.require_positive_int, "EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES"),
     "poll_interval": ("--poll-interval", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL"),
     "lease_seconds": ("--lease-seconds", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     "heartbeat_file": ("--heartbeat-file", conf.require_heartbeat_file, "EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE"),
@@ -27,17 +29,31 @@ class Command(BaseCommand):
     help = "Relay pending outbox events to Kafka, in order, marking each sent once the broker acknowledged it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--until-empty", action="store_true",
-                            help="Exit 0 once no row is pending (dead rows do not count).")
-        parser.add_argument("--lane", "--topic", action="append", dest="lanes", metavar="TOPIC",
-                            help="Relay only this topic (repeatable). Default: EVENT_BUS_OUTBOX_RELAY_LANES, else all.")
+        parser.add_argument(
+            "--until-empty", action="store_true", help="Exit 0 once no row is pending (dead rows do not count)."
+        )
+        parser.add_argument(
+            "--lane",
+            "--topic",
+            action="append",
+            dest="lanes",
+            metavar="TOPIC",
+            help="Relay only this topic (repeatable). Default: EVENT_BUS_OUTBOX_RELAY_LANES, else all.",
+        )
         parser.add_argument("--batch-size", type=int, help="Rows per batch (EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE).")
-        parser.add_argument("--poll-interval", type=float,
-                            help="Longest idle wait in seconds (EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL).")
-        parser.add_argument("--lease-seconds", type=float,
-                            help="Lane lease duration (EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS).")
-        parser.add_argument("--heartbeat-file",
-                            help="Touch this file every loop, for liveness probes (EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE).")
+        parser.add_argument(
+            "--batch-max-bytes", type=int, help="Most payload bytes per batch (EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES)."
+        )
+        parser.add_argument(
+            "--poll-interval", type=float, help="Longest idle wait in seconds (EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL)."
+        )
+        parser.add_argument(
+            "--lease-seconds", type=float, help="Lane lease duration (EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS)."
+        )
+        parser.add_argument(
+            "--heartbeat-file",
+            help="Touch this file every loop, for liveness probes (EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE).",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -62,6 +78,10 @@ class Command(BaseCommand):
             if options.get(name) is not None:
                 setattr(relay_options, name, check(option, options[name]))
                 given_as[name] = option
-        conf.check_relay_timing(relay_options.lease_seconds, relay_options.poll_interval,
-                                lease_name=given_as["lease_seconds"], poll_name=given_as["poll_interval"])
+        conf.check_relay_timing(
+            relay_options.lease_seconds,
+            relay_options.poll_interval,
+            lease_name=given_as["lease_seconds"],
+            poll_name=given_as["poll_interval"],
+        )
         return relay_options
