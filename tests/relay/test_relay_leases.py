@@ -102,7 +102,7 @@ def test_a_relay_with_a_skewed_clock_drains_in_order_and_its_backoff_is_on_the_d
     ghost.save()
     write_events(topic, 2)
 
-    relay = drain(topic, max_attempts=2, backoff=(0.2, 0.2), lease_seconds=LEASE)
+    relay = drain(topic, max_attempts=2, dead_after_seconds=0, backoff=(0.2, 0.2), lease_seconds=LEASE)
 
     ghost.refresh_from_db()
     assert ghost.status == OutboxEvent.STATUS.dead and ghost.attempts == 2
@@ -151,7 +151,7 @@ def test_a_relay_that_lost_its_lease_records_no_failure(kafka_stack, topic):
     ghost = OutboxEvent.objects.get()
     ghost.event_type = "org.openedx.removed.event.v1"
     ghost.save()
-    relay = Relay(relay_options(topic, max_attempts=1), sink=StealingSink(topic))
+    relay = Relay(relay_options(topic, max_attempts=1, dead_after_seconds=0), sink=StealingSink(topic))
 
     relay.relay_once()
 
