@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaException, Producer
 
 from .. import conf
+from ..exceptions import OutboxError
 from ..kafka.config import producer_config
 from ..kafka.headers import MessageHeaderError, message_headers
 from .errors import DeadLetterError
@@ -62,7 +63,7 @@ def original_headers(msg):
         return None
 
 
-class _TooLarge(Exception):
+class _TooLarge(OutboxError):
     """Internal: the dead-letter topic or the producer refused the message for its size."""
 
 

@@ -12,11 +12,12 @@ from django.test.signals import setting_changed
 from fastavro.read import SchemaResolutionError
 from openedx_events.event_bus.avro.deserializer import AvroSignalDeserializer
 
+from ..exceptions import OutboxError
 from .config import schema_registry_client
 from .framing import FRAME_SIZE, framed_schema_id
 
 
-class UnreadableWriterSchema(ValueError):
+class UnreadableWriterSchema(OutboxError, ValueError):
     """
     The value names a writer schema it cannot have been written with: one that is not Avro or
     does not parse, one of another record (another signal's, a key's), or one that does not
@@ -24,7 +25,7 @@ class UnreadableWriterSchema(ValueError):
     """
 
 
-class TrailingBytes(ValueError):
+class TrailingBytes(OutboxError, ValueError):
     """A whole record was read and bytes are left: the value was not written with this schema."""
 
 

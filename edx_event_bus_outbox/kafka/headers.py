@@ -24,6 +24,10 @@ def dotted_version(sourcelib: tuple) -> str:
     return ".".join(map(str, sourcelib))
 
 
+class HeaderValueError(OutboxError, ValueError):
+    """A header's text is not of the form the wire format writes; the text says which form."""
+
+
 def version_tuple(dotted: str) -> tuple:
     """
     ``"9.1.0"`` -> ``(9, 1, 0)``, the ``EventsMetadata.sourcelib`` form; the inverse of ``dotted_version``.
@@ -31,7 +35,7 @@ def version_tuple(dotted: str) -> tuple:
     Only ASCII digits and single dots (``int`` alone would take ``" 9"``, ``"-1"`` or Arabic-Indic digits).
     """
     if not _VERSION.fullmatch(dotted):
-        raise ValueError("expected a version of dot-separated ASCII digits, like 9.1.0")
+        raise HeaderValueError("expected a version of dot-separated ASCII digits, like 9.1.0")
     return tuple(map(int, dotted.split(".")))
 
 
@@ -45,19 +49,19 @@ _UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\
 
 def _uuid(text: str) -> UUID:
     if not _UUID.fullmatch(text):
-        raise ValueError("expected a UUID in its 8-4-4-4-12 hexadecimal form")
+        raise HeaderValueError("expected a UUID in its 8-4-4-4-12 hexadecimal form")
     return UUID(text)
 
 
 def _utc_time(text: str) -> datetime:
     if not _UTC_TIME.fullmatch(text):
-        raise ValueError("expected an ISO 8601 time in UTC, like 2026-01-01T00:00:00.000000+00:00")
+        raise HeaderValueError("expected an ISO 8601 time in UTC, like 2026-01-01T00:00:00.000000+00:00")
     return datetime.fromisoformat(text)  # still refuses month 13 and the like
 
 
 def _natural(text: str) -> int:
     if not _NATURAL.fullmatch(text):
-        raise ValueError("expected a non-negative integer in ASCII digits")
+        raise HeaderValueError("expected a non-negative integer in ASCII digits")
     return int(text)
 
 

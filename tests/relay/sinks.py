@@ -9,7 +9,7 @@ class AcceptingSink:
     def __init__(self):
         self.published = []
 
-    def publish(self, rows):
+    def publish(self, rows, deadline=None):
         deliveries = []
         for row in rows:
             deliveries.append(Delivery(row.id, 0, len(self.published)))
