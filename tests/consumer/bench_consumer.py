@@ -113,9 +113,9 @@ def _edx_event_bus_kafka(base_topic, group):
 
     from edx_event_bus_kafka import KafkaEventConsumer
 
-    from tests.kafka_tools import give_the_seed_our_registry_client
+    from tests.kafka_tools import give_edx_event_bus_kafka_our_registry_client
 
-    give_the_seed_our_registry_client()  # a registry request Apicurio never answers must not hang the benchmark
+    give_edx_event_bus_kafka_our_registry_client()  # a registry request Apicurio never answers must not hang the benchmark
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
     return consumer, consumer._shut_down
 
