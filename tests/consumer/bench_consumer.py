@@ -115,7 +115,8 @@ def _edx_event_bus_kafka(base_topic, group):
 
     from tests.kafka_tools import give_edx_event_bus_kafka_our_registry_client
 
-    give_edx_event_bus_kafka_our_registry_client()  # a registry request Apicurio never answers must not hang the benchmark
+    # A registry request Apicurio never answers must not hang the benchmark.
+    give_edx_event_bus_kafka_our_registry_client()
     consumer = KafkaEventConsumer(topic=base_topic, group_id=group)
     return consumer, consumer._shut_down
 
