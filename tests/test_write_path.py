@@ -220,7 +220,7 @@ def test_with_propagation_a_database_error_rolls_the_caller_back_loudly():
     assert not Group.objects.exists() and not OutboxEvent.objects.exists()
 
 
-@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="RAISE(ROLLBACK) is SQLite's")
+@pytest.mark.sqlite_only  # RAISE(ROLLBACK) is SQLite's
 def test_when_the_database_rolls_the_transaction_back_the_rest_of_the_block_is_refused(caplog):
     """SQLite's RAISE(ROLLBACK) ends the whole transaction, as an InnoDB deadlock does on MariaDB."""
     table = OutboxEvent._meta.db_table
