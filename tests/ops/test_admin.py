@@ -9,6 +9,7 @@ import re
 import uuid
 from datetime import timedelta
 
+import django
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
@@ -448,10 +449,11 @@ def test_list_filters_seek_instead_of_reading_the_whole_table(client, settings):
                 cursor.fetchall()
     login(client, superuser=True)
 
+    facets = {"_facets": "1"} if django.VERSION >= (5, 0) else {}  # Django 4.2 has no facet counts
     with CaptureQueriesContext(connection) as outbox_page:
-        outbox = client.get(CHANGELIST, {"_facets": "1"})
+        outbox = client.get(CHANGELIST, facets)
     with CaptureQueriesContext(connection) as inbox_page:
-        inbox = client.get(reverse("admin:edx_event_bus_outbox_consumerinboxentry_changelist"), {"_facets": "1"})
+        inbox = client.get(reverse("admin:edx_event_bus_outbox_consumerinboxentry_changelist"), facets)
 
     queries = _filter_queries(outbox_page.captured_queries) + _filter_queries(inbox_page.captured_queries)
     assert queries and all("DISTINCT" not in sql and "LIMIT 1" in sql for sql in queries), queries
