@@ -106,6 +106,7 @@ def pytest_collection_modifyitems(config, items):
         "kafka": settings.UNIT,
         "redis": settings.UNIT,
         "stack_restart": settings.UNIT,
+        "packaging": settings.UNIT,  # builds and installs from PyPI: not a fast check
     }
     kept, dropped = [], []
     for item in items:
