@@ -4,6 +4,7 @@ import os
 import signal as signals
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
@@ -70,6 +71,16 @@ def relay_process(*args, log_path=None, env=None):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_for(condition, timeout, interval=0.1):
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def kill(process, sig=signals.SIGKILL):

@@ -21,7 +21,7 @@ from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from edx_event_bus_outbox.relay import leases
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from edx_event_bus_outbox.relay.sink import KafkaSink
-from tests.outbox_tools import drain, write_events
+from tests.outbox_tools import drain, wait_for, write_events
 from tests.relay.checker import check
 from tests.tcp_proxy import TcpProxy, free_port
 
@@ -34,15 +34,6 @@ FAST = {"lease_seconds": LEASE, "backoff": (0.1, 0.3)}
 
 def relay_options(lane, **extra):
     return RelayOptions(lanes=[lane], poll_interval=0.1, **FAST, **extra)
-
-
-def wait_for(condition, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def database_now(lane):

@@ -13,22 +13,13 @@ from django.db import connection
 
 from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from tests.kafka_tools import stack_service
-from tests.outbox_tools import kill, relay_process, write_events
+from tests.outbox_tools import kill, relay_process, wait_for, write_events
 from tests.relay.checker import check
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
 SHORT_LEASE = ["--lease-seconds", "3", "--poll-interval", "0.2"]
-
-
-def wait_for(condition, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def sent_count(topic=None):
