@@ -181,6 +181,7 @@ OUTBOX_COLUMNS = (
     "event_key_field",
     "event_key",
     "payload",
+    "payload_size",
     "event_time",
     "minorversion",
     "source",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.relay import store
@@ -36,6 +37,7 @@ def _rows(count, status, topic):
             event_key_field="k",
             event_key="k",
             payload=PAYLOAD,
+            payload_size=len(json.dumps(PAYLOAD)),
             event_time=now,
             source="s",
             sourcehost="h",
@@ -101,16 +103,41 @@ def test_claim_query_is_an_index_range_scan(history):
 
     claim = store.claim_query("default", "lane-b")[:500]
     for query in (claim, store.sizes_query("default", "lane-b")[:500]):  # the byte bound reads sizes first
-        plan = query.explain(format="JSON") if connection.vendor == "mysql" else query.explain()
-        print(f"\n{connection.vendor} plan for {query.query}:\n{plan}")
-        if connection.vendor == "postgresql":
-            assert "Index Scan using outbox_pending_lane_idx" in plan and "Sort" not in plan
-        elif connection.vendor == "mysql":
-            access = _mysql_access(plan)
-            assert access["table"]["key"] == "outbox_status_lane_idx" and "filesort" not in access
-        else:
-            assert "USING INDEX outbox_pending_lane_idx (topic>? AND topic<?)" in plan and "TEMP B-TREE" not in plan
+        _assert_pending_index_range_scan(str(query.query), _explain(query))
     assert [row.id for row in store.pending_batch("default", "lane-b", 500)] == [row[0] for row in claim]
+
+    # The statements the relay really runs as the byte bound cuts a batch short, not only the queries above.
+    cut = min(40, len(claim))
+    with CaptureQueriesContext(connection) as statements:
+        batch = store.pending_batch("default", "lane-b", 500, max_bytes=cut * len(json.dumps(PAYLOAD)))
+    assert [row.id for row in batch] == [row[0] for row in claim[:cut]]
+    for statement in statements.captured_queries:
+        _assert_pending_index_range_scan(statement["sql"], _explain_sql(statement["sql"]))
+
+
+def _explain(query):
+    return query.explain(format="JSON") if connection.vendor == "mysql" else query.explain()
+
+
+def _explain_sql(sql):
+    prefix = {"postgresql": "EXPLAIN", "mysql": "EXPLAIN FORMAT=JSON", "sqlite": "EXPLAIN QUERY PLAN"}[
+        connection.vendor
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{prefix} {sql}")
+        rows = cursor.fetchall()
+    return rows[0][0] if connection.vendor == "mysql" else "\n".join(" ".join(map(str, row)) for row in rows)
+
+
+def _assert_pending_index_range_scan(sql, plan):
+    print(f"\n{connection.vendor} plan for {sql}:\n{plan}")
+    if connection.vendor == "postgresql":
+        assert "Index Scan using outbox_pending_lane_idx" in plan and "Sort" not in plan
+    elif connection.vendor == "mysql":
+        access = _mysql_access(plan)
+        assert access["table"]["key"] == "outbox_status_lane_idx" and "filesort" not in access
+    else:
+        assert "USING INDEX outbox_pending_lane_idx (topic>? AND topic<?)" in plan and "TEMP B-TREE" not in plan
 
 
 def test_pending_lanes_seeks_the_index_once_per_lane():

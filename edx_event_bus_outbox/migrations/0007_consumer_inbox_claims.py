@@ -1,5 +1,4 @@
 # Consumer inbox claims: a receiver is claimed before it runs (ADR 12).
-# Depends on 0005: another change takes 0006; the order is re-pointed when both are merged.
 
 from django.db import migrations, models
 

@@ -40,6 +40,7 @@ def insert_event(alias: str, payload_json: str, **values):
     was before), or ``TransactionLostError`` (the database itself rolled it back).
     """
     connection = connections[alias]
+    values["payload_size"] = len(payload_json)
     params = [
         _json_param(connection, payload_json)
         if field.attname == "payload"

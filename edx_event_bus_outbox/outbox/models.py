@@ -31,6 +31,10 @@ class OutboxEvent(models.Model):
     event_key_field = models.CharField(max_length=255)
     event_key = models.JSONField(help_text="Avro-ready key, from the event data at event_key_field")
     payload = models.JSONField(help_text="Avro-ready event data (AvroSignalSerializer.to_dict); may hold PII")
+    # Read by the relay's byte bound, which must not turn every payload back into text to learn it.
+    payload_size = models.IntegerField(
+        null=True, blank=True, help_text="Characters of the payload's JSON text as written; null on older rows"
+    )
     event_time = models.DateTimeField(help_text="ce_time header")
     minorversion = models.PositiveIntegerField(default=0, help_text="ce_minorversion header")
     source = models.CharField(max_length=255, help_text="ce_source header")

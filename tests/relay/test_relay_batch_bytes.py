@@ -55,6 +55,21 @@ def test_a_claim_stops_before_the_row_that_would_pass_the_byte_bound():
     assert len(store.pending_batch("default", "bytes-lane", 4, max_bytes=100 * one)) == 4  # the row count still holds
 
 
+def test_the_write_stores_the_size_the_bound_reads():
+    write_large_events("bytes-lane", 2)
+    for row in OutboxEvent.objects.all():
+        assert row.payload_size == len(json.dumps(row.payload, separators=(",", ":"))) > LARGE
+
+
+def test_rows_from_before_the_size_column_are_bounded_by_their_text():
+    """Rows written before migration 0008 have no stored size; the claim measures their payload instead."""
+    write_large_events("bytes-lane", 6)
+    one = max(payload_bytes(r) for r in OutboxEvent.objects.all())
+    OutboxEvent.objects.update(payload_size=None)
+
+    assert len(store.pending_batch("default", "bytes-lane", 500, max_bytes=int(2.5 * one))) == 2
+
+
 class CountingSink(KafkaSink):
     """The real sink, remembering the size of every batch it was handed."""
 
