@@ -162,9 +162,16 @@ def test_docker_compose_runs_each_relay_and_consumer_with_its_command_and_health
     assert depends == (["lms", "redis"] if rendered["sink"] == "redis" else ["lms"])
 
 
+def purge_script(rendered):
+    """The outbox's purge, and in Kafka mode the outbox consumers' inbox's (edx-event-bus-redis has none)."""
+    if rendered["sink"] == "kafka":
+        return "./manage.py lms purge_outbox && ./manage.py lms purge_consumer_inbox"
+    return "./manage.py lms purge_outbox"
+
+
 def test_docker_compose_purges_daily_in_a_loop(rendered):
     purge = rendered["local"]["outbox-purge"]
-    assert purge["command"] == ["sh", "-c", "while true; do ./manage.py lms purge_outbox; sleep 86400; done"]
+    assert purge["command"] == ["sh", "-c", f"while true; do {purge_script(rendered)}; sleep 86400; done"]
 
 
 def test_tutor_dev_runs_the_same_processes_on_the_development_image_and_settings(rendered):
@@ -204,7 +211,7 @@ def test_kubernetes_cronjob_purges_on_schedule(rendered):
     assert cronjob["spec"]["schedule"] == "17 3 * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["./manage.py", "lms", "purge_outbox"]
+    assert container["command"] == ["sh", "-c", purge_script(rendered)]
 
 
 def last_assignments(source):

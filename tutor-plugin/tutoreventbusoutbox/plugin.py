@@ -141,15 +141,21 @@ def outbox_processes(context):
 
 
 @jinja2.pass_context
-def outbox_purge_command(context):
-    """The purge, run in the service whose database holds the outbox (on Tutor LMS and CMS share one)."""
+def outbox_purge_script(context):
+    """
+    The purge, as a shell line, in the service whose database holds the outbox (on Tutor the LMS
+    and the CMS share one). The Kafka consumers' deduplication inbox is purged with it.
+    """
     service = _service(context["OUTBOX_PURGE_SERVICE"], "OUTBOX_PURGE_SERVICE")
-    return ["./manage.py", service, "purge_outbox"]
+    commands = [f"./manage.py {service} purge_outbox"]
+    if context["OUTBOX_SINK"] == "kafka":
+        commands.append(f"./manage.py {service} purge_consumer_inbox")
+    return " && ".join(commands)
 
 
 hooks.Filters.ENV_TEMPLATE_FILTERS.add_items([("outbox_python", python_literal), ("outbox_shell", shlex.quote)])
 hooks.Filters.ENV_TEMPLATE_VARIABLES.add_items(
-    [("outbox_processes", outbox_processes), ("outbox_purge_command", outbox_purge_command)]
+    [("outbox_processes", outbox_processes), ("outbox_purge_script", outbox_purge_script)]
 )
 
 # Tutor's own init already runs every migration; naming the outbox's app shows its migrations in
