@@ -191,7 +191,7 @@ def test_kubernetes_deployments_run_each_process_with_probes_on_healthz(rendered
         # Tutor's `k8s start` applies everything but component=job, which it runs on demand.
         assert deployment["metadata"]["labels"]["app.kubernetes.io/component"] != "job"
         (container,) = pod["spec"]["containers"]
-        assert container["command"] == command
+        assert container["args"] == command
         assert {"name": "DJANGO_SETTINGS_MODULE", "value": f"{command[1]}.envs.tutor.production"} in container["env"]
         assert {"mountPath": "/openedx/config", "name": "config"} in container["volumeMounts"]
         if port:
@@ -211,7 +211,7 @@ def test_kubernetes_cronjob_purges_on_schedule(rendered):
     assert cronjob["spec"]["schedule"] == "17 3 * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["sh", "-c", purge_script(rendered)]
+    assert container["args"] == ["sh", "-c", purge_script(rendered)]
 
 
 def last_assignments(source):
@@ -317,9 +317,17 @@ def test_tutor_do_outbox_status_is_a_job_of_local_dev_and_k8s(rendered, tutor_py
         assert "--check" in help_text and "--service [lms|cms]" in help_text
 
 
-def test_a_consumer_without_a_group_is_refused_by_config_save(tutor_python, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ('OUTBOX_CONSUMERS=[{"topic": "analytics"}]', "Each OUTBOX_CONSUMERS entry needs a 'topic' and a 'group'"),
+        ("OUTBOX_SINK=rabbitmq", "OUTBOX_SINK must be one of kafka, redis, not 'rabbitmq'"),
+        ("OUTBOX_RELAY_SERVICES=[lms, discovery]", "Each OUTBOX_RELAY_SERVICES entry must be one of lms, cms"),
+    ],
+)
+def test_config_save_refuses_what_the_plugin_cannot_run(tutor_python, tmp_path, setting, reason):
     tutor, env = tutor_python.with_name("tutor"), tutor_env(tmp_path)
     run(tutor, "plugins", "enable", "event-bus-outbox", env=env)
-    result = run(tutor, "config", "save", "--set", 'OUTBOX_CONSUMERS=[{"topic": "analytics"}]', env=env, check=False)
+    result = run(tutor, "config", "save", "--set", setting, env=env, check=False)
     assert result.returncode != 0
-    assert "Each OUTBOX_CONSUMERS entry needs a 'topic' and a 'group'" in result.stdout + result.stderr
+    assert reason in result.stdout + result.stderr
