@@ -66,7 +66,7 @@ def test_autocommit_warns_once_per_event_type_and_topic_and_sets_the_attribute_e
         (login[0].event_type, "topic-a"),
     ]
     text = logged[0].getMessage()
-    assert "in autocommit" in text and "transaction.atomic(using='default')" in text
+    assert "in autocommit" in text and "transaction.atomic()" in text and "database 'default'" in text
     for data in sent[:3]:
         pii = data["enrollment"].user.pii
         assert not any(value in r.getMessage() for r in logged for value in (pii.username, pii.email, pii.name))
@@ -96,6 +96,7 @@ def test_an_on_commit_callback_warns_even_inside_its_own_atomic(attributes, warn
     logged = warnings()
     assert [r.args[2] for r in logged] == ["in-callback", "in-callback-atomic", "in-later-callback-atomic"]
     assert "from an on_commit callback" in logged[0].getMessage()
+    assert "inside the caller's transaction instead" in logged[0].getMessage()
 
 
 def test_on_commit_with_no_transaction_open_runs_the_callback_at_once_and_warns(attributes, warnings):

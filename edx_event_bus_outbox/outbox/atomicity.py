@@ -34,6 +34,20 @@ AFTER_COMMIT = "after-commit"
 _RUN_HOOKS = BaseDatabaseWrapper.run_and_clear_commit_hooks.__code__
 _ON_COMMIT = BaseDatabaseWrapper.on_commit.__code__
 
+# Where send() was, what can go wrong, and what to do: for the warning.
+_EXPLANATIONS = {
+    AUTOCOMMIT: (
+        "in autocommit",
+        "a crash between the two commits loses one of them",
+        "Wrap the code that changes the data and sends the event in transaction.atomic()",
+    ),
+    AFTER_COMMIT: (
+        "from an on_commit callback",
+        "the caller's data had already committed, and a crash before the callback runs loses the event",
+        "Send the event inside the caller's transaction instead",
+    ),
+}
+
 _warned = set()  # (event type, topic) pairs warned about in this process
 
 
@@ -50,17 +64,17 @@ def check_send_is_atomic(event_type: str, topic: str, event_id, alias: str) -> N
     if (event_type, topic) in _warned:
         return
     _warned.add((event_type, topic))
+    where, consequence, remedy = _EXPLANATIONS[reason]
     logger.warning(
         "Event %s (type %s, topic %s) was written to the outbox %s, so it is not atomic with the caller's data: "
-        "%s. Wrap the code that changes the data and sends the event in transaction.atomic(using=%r) "
-        "(see the operations runbook, 'send() outside a transaction'). Logged once per event type and topic.",
+        "%s. %s (database %r; see the operations runbook, 'send() outside a transaction'). "
+        "Logged once per event type and topic.",
         event_id,
         event_type,
         topic,
-        "in autocommit" if reason == AUTOCOMMIT else "from an on_commit callback",
-        "a crash between the two commits loses one of them"
-        if reason == AUTOCOMMIT
-        else "the caller's data had already committed, and a crash before the callback loses the event",
+        where,
+        consequence,
+        remedy,
         alias,
     )
 
