@@ -103,6 +103,21 @@ def require_topic_names(name, value):
     return list(value)
 
 
+def require_dict(name, value, *, needs) -> dict:
+    """A dict (None and other empty values read as ``{}``), whose entries the caller checks."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse(name, needs, value)
+    return value
+
+
+def require_mode(name, value) -> str:
+    if value not in MODES:
+        raise _refuse(name, f"one of {', '.join(map(repr, MODES))}", value)
+    return value
+
+
 def require_heartbeat_file(name, value):
     if value is None:
         return None
@@ -214,13 +229,13 @@ def producer_config():
     # .. setting_name: EVENT_BUS_PRODUCER_CONFIG
     # .. setting_default: {}
     # .. setting_description: openedx-events' map of event type -> topic -> options
-    #   (``event_key_field``, ``enabled``). This package also reads an optional ``"mode"``
-    #   option per topic (``"outbox"`` or ``"on-commit"``), defaulting to
-    #   ``EVENT_BUS_PRODUCER_MODE``.
-    config = _get("EVENT_BUS_PRODUCER_CONFIG", {}) or {}
-    if not isinstance(config, dict):
-        raise _refuse("EVENT_BUS_PRODUCER_CONFIG", "a dict of event type -> topic -> options (a dict)", config)
-    return config  # read on every send(): its entries are checked once, by check_producer_config()
+    #   (``event_key_field``, ``enabled``). For compatibility this package also reads an optional
+    #   ``"mode"`` option per topic (``"outbox"`` or ``"on-commit"``); prefer
+    #   ``EVENT_BUS_OUTBOX_TOPIC_MODES``, which wins over it: edx-platform builds this setting
+    #   with ``merge_producer_configs``, which drops ``"mode"`` from the overrides it is given.
+    # Read on every send(): only its type here; its entries are checked once, by check_producer_config().
+    needs = "a dict of event type -> topic -> options (a dict)"
+    return _checked("EVENT_BUS_PRODUCER_CONFIG", {}, require_dict, needs=needs)
 
 
 def check_producer_config():
@@ -233,20 +248,42 @@ def check_producer_config():
             require_topic_name(where, topic, optional=False)
             require_string(f"{where}['event_key_field']", options.get("event_key_field"))
             require_bool(f"{where}['enabled']", options.get("enabled", True))
+            if "mode" in options:
+                require_mode(f"{where}['mode']", options["mode"])
 
 
 def default_mode():
     # .. setting_name: EVENT_BUS_PRODUCER_MODE
     # .. setting_default: "outbox"
-    # .. setting_description: How events are produced when their topic entry in
-    #   ``EVENT_BUS_PRODUCER_CONFIG`` names no ``"mode"``. ``"outbox"``: written to the outbox
-    #   table in the caller's transaction and published by the relay (nothing lost).
-    #   ``"on-commit"``: published straight to Kafka after the transaction commits (lower
-    #   latency, but lost if the process dies or Kafka is down at that moment).
-    mode = _get("EVENT_BUS_PRODUCER_MODE", MODE_OUTBOX)
-    if mode not in MODES:
-        raise _refuse("EVENT_BUS_PRODUCER_MODE", f"one of {', '.join(map(repr, MODES))}", mode)
-    return mode
+    # .. setting_description: How events are produced when neither
+    #   ``EVENT_BUS_OUTBOX_TOPIC_MODES`` nor their topic entry in ``EVENT_BUS_PRODUCER_CONFIG``
+    #   names a mode. ``"outbox"``: written to the outbox table in the caller's transaction and
+    #   published by the relay (nothing lost). ``"on-commit"``: published straight to Kafka after
+    #   the transaction commits (lower latency, but lost if the process dies or Kafka is down at
+    #   that moment).
+    return _checked("EVENT_BUS_PRODUCER_MODE", MODE_OUTBOX, require_mode)
+
+
+def topic_modes():
+    # .. setting_name: EVENT_BUS_OUTBOX_TOPIC_MODES
+    # .. setting_default: {}
+    # .. setting_description: The mode of each topic (un-prefixed, as in
+    #   ``EVENT_BUS_PRODUCER_CONFIG``), e.g. ``{"user-login": "on-commit"}``: every event type sent
+    #   to that topic is produced that way. It wins over a ``"mode"`` option in
+    #   ``EVENT_BUS_PRODUCER_CONFIG``, which wins over ``EVENT_BUS_PRODUCER_MODE``. On
+    #   edx-platform set modes here, not in ``EVENT_BUS_PRODUCER_CONFIG``: its
+    #   ``merge_producer_configs`` drops ``"mode"`` from the YAML's entries. A topic this service
+    #   does not produce is allowed (LMS and CMS often share settings). See
+    #   docs/decisions/0014-where-the-mode-lives.rst.
+    # Read on every send(): only its type here; its entries are checked once, by check_topic_modes().
+    return _checked("EVENT_BUS_OUTBOX_TOPIC_MODES", {}, require_dict, needs="a dict of topic -> mode")
+
+
+def check_topic_modes():
+    """Each entry of ``EVENT_BUS_OUTBOX_TOPIC_MODES``: a topic name and a known mode."""
+    for topic, mode in topic_modes().items():
+        require_topic_name("EVENT_BUS_OUTBOX_TOPIC_MODES: each key", topic, optional=False)
+        require_mode(f"EVENT_BUS_OUTBOX_TOPIC_MODES[{topic!r}]", mode)
 
 
 def database_alias():
@@ -629,6 +666,8 @@ CHECKS = (
     producer_config,
     check_producer_config,
     default_mode,
+    topic_modes,
+    check_topic_modes,
     database_alias,
     propagate_send_errors,
     max_event_bytes,

@@ -125,6 +125,11 @@ INVALID = [
     ("EVENT_BUS_PRODUCER_CONFIG", {"org.openedx.x.v1": {"a topic": {}}}, "a Kafka topic name"),
     ("EVENT_BUS_PRODUCER_CONFIG", {"org.openedx.x.v1": {"t": {"enabled": "no"}}}, "True or False"),
     ("EVENT_BUS_PRODUCER_CONFIG", {"org.openedx.x.v1": ["t"]}, "a dict of topic -> options"),
+    ("EVENT_BUS_PRODUCER_CONFIG", {"org.openedx.x.v1": {"t": {"mode": "later"}}}, "one of 'outbox', 'on-commit'"),
+    ("EVENT_BUS_OUTBOX_TOPIC_MODES", ["user-login"], "a dict of topic -> mode"),
+    ("EVENT_BUS_OUTBOX_TOPIC_MODES", {"user login": "outbox"}, "each key must be a Kafka topic name"),
+    ("EVENT_BUS_OUTBOX_TOPIC_MODES", {"user-login": "later"}, "['user-login'] must be one of 'outbox', 'on-commit'"),
+    ("EVENT_BUS_OUTBOX_TOPIC_MODES", {"user-login": None}, "one of 'outbox', 'on-commit'"),
     ("EVENT_BUS_OUTBOX_STATUS_MAX_DEAD", -1, "an integer of 0 or more"),
     ("EVENT_BUS_OUTBOX_RETENTION_DAYS", -1, "a number of 0 or more"),
     ("EVENT_BUS_OUTBOX_PURGE_BATCH_SIZE", 0, "an integer above 0"),
@@ -207,6 +212,12 @@ def test_manage_py_check_reports_each_invalid_setting(settings):
 def test_the_app_refuses_to_start_with_an_invalid_write_path_setting(settings):
     settings.EVENT_BUS_OUTBOX_DATABASE = "replica"
     with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_OUTBOX_DATABASE must be an alias in DATABASES"):
+        apps.get_app_config("edx_event_bus_outbox").ready()
+
+
+def test_the_app_refuses_to_start_with_an_unknown_topic_mode(settings):
+    settings.EVENT_BUS_OUTBOX_TOPIC_MODES = {"user-login": "fire-and-forget"}
+    with pytest.raises(OutboxConfigurationError, match=r"EVENT_BUS_OUTBOX_TOPIC_MODES\['user-login'\] must be one of"):
         apps.get_app_config("edx_event_bus_outbox").ready()
 
 

@@ -1,8 +1,10 @@
 """
 Which production mode applies to an event, and the startup checks of that configuration.
 
-A mode is chosen per (event type, topic) by an optional ``"mode"`` key in the topic's entry
-of ``EVENT_BUS_PRODUCER_CONFIG``, falling back to ``EVENT_BUS_PRODUCER_MODE``.
+A topic's mode comes from ``EVENT_BUS_OUTBOX_TOPIC_MODES``; else from an optional ``"mode"``
+key in the (event type, topic) entry of ``EVENT_BUS_PRODUCER_CONFIG``, kept for compatibility;
+else from ``EVENT_BUS_PRODUCER_MODE``. edx-platform's ``merge_producer_configs`` drops that
+``"mode"`` key, hence the first setting (docs/decisions/0014-where-the-mode-lives.rst).
 """
 
 from django.conf import settings
@@ -13,26 +15,37 @@ from ..exceptions import OutboxConfigurationError
 
 def mode_for(event_type: str, topic: str) -> str:
     """The mode of one (event type, topic) pair; already validated at startup."""
-    topic_config = conf.producer_config().get(event_type, {}).get(topic, {})
-    return topic_config.get("mode") or conf.default_mode()
+    return (
+        conf.topic_modes().get(topic)
+        or conf.producer_config().get(event_type, {}).get(topic, {}).get("mode")
+        or conf.default_mode()
+    )
 
 
 def validate_producer_config():
-    """Raise ``OutboxConfigurationError`` naming the first unknown mode, or a setting we cannot work with."""
+    """Raise ``OutboxConfigurationError`` naming the first invalid write-path setting."""
     if not getattr(settings, "USE_TZ", False):
         raise OutboxConfigurationError(
             "edx-event-bus-outbox needs USE_TZ = True: event times and relay timings are stored as UTC."
         )
-    _check_mode(conf.default_mode(), "EVENT_BUS_PRODUCER_MODE")
-    for event_type, topics in conf.producer_config().items():
-        for topic, topic_config in (topics or {}).items():
-            if isinstance(topic_config, dict) and "mode" in topic_config:
-                _check_mode(topic_config["mode"], f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}][{topic!r}]['mode']")
+    conf.default_mode()
+    conf.check_producer_config()
+    conf.check_topic_modes()
 
 
-def _check_mode(mode, where):
-    if mode not in conf.MODES:
-        raise OutboxConfigurationError(f"{where} is {mode!r}; it must be one of {', '.join(map(repr, conf.MODES))}.")
+def overridden_modes() -> list:
+    """
+    One sentence for each ``"mode"`` in ``EVENT_BUS_PRODUCER_CONFIG`` that ``EVENT_BUS_OUTBOX_TOPIC_MODES``
+    overrides with another mode: both are valid, but someone expects the one that does not apply.
+    """
+    topic_modes = conf.topic_modes()
+    return [
+        f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}][{topic!r}]['mode'] is {options['mode']!r}, but "
+        f"EVENT_BUS_OUTBOX_TOPIC_MODES[{topic!r}] is {topic_modes[topic]!r}, which applies."
+        for event_type, topics in conf.producer_config().items()
+        for topic, options in topics.items()
+        if topic in topic_modes and options.get("mode", topic_modes[topic]) != topic_modes[topic]
+    ]
 
 
 def apply_send_error_policy():

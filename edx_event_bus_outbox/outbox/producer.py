@@ -9,6 +9,10 @@ openedx-events calls ``send()`` through ``send_robust()``, which logs and swallo
 raises, so ``send()`` must never leave the caller's transaction worse than it found it
 (ADR 4): whatever can be known before the INSERT is checked first and raised as
 ``EventValidationError``, and a refused INSERT leaves the transaction as it was.
+
+Called with no transaction open on the outbox database, or from an ``on_commit`` callback,
+``send()`` still writes the row, and says that it is not atomic with the caller's data
+(``atomicity.py``).
 """
 
 import logging
@@ -21,6 +25,7 @@ from ..exceptions import EventValidationError
 from ..kafka.headers import dotted_version, headers_from_metadata
 from ..kafka.schemas import EventKeyNotFound, extract_event_key, signal_serializer
 from . import validation
+from .atomicity import check_send_is_atomic
 from .insert import insert_event
 from .modes import mode_for
 
@@ -52,6 +57,7 @@ class OutboxEventProducer(EventBusProducer):
         if problem:
             raise EventValidationError(event_type=signal.event_type, topic=topic, field=problem[0], problem=problem[1])
         insert_event(alias, payload_json, **row)
+        check_send_is_atomic(signal.event_type, topic, event_metadata.id, alias)
         logger.debug("Outbox row written: event_id=%s type=%s topic=%s", event_metadata.id, signal.event_type, topic)
 
     @staticmethod
