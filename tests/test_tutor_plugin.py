@@ -269,6 +269,7 @@ def test_rendered_settings_compile_and_name_the_outbox_producer_and_the_consumer
     assert settings["EVENT_BUS_PRODUCER_CONFIG"]["org.openedx.content_authoring.xblock.published.v1"] == {
         "course-authoring-xblock-lifecycle": {"event_key_field": "xblock_info.usage_key", "enabled": True}
     }
+    assert settings["EVENT_BUS_OUTBOX_TOPIC_MODES"] == {"course-authoring-xblock-lifecycle": "outbox"}
     assert settings["EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE"] == 1000
 
 

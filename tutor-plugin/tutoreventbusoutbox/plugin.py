@@ -54,6 +54,9 @@ DEFAULTS = {
     # Merged into EVENT_BUS_PRODUCER_CONFIG with openedx-events' merge_producer_configs:
     # {event_type: {topic: {"event_key_field": ..., "enabled": true}}}.
     "PRODUCER_CONFIG": {},
+    # {topic: "outbox" | "on-commit"} (EVENT_BUS_OUTBOX_TOPIC_MODES); a "mode" inside
+    # PRODUCER_CONFIG would be dropped by merge_producer_configs.
+    "TOPIC_MODES": {},
     # Any other Django setting, e.g. {"EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE": 1000}.
     "SETTINGS": {},
     # Name of a Kubernetes Secret whose keys are credential setting names; see the README.
