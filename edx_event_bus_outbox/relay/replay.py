@@ -216,7 +216,9 @@ def replay(
     try:
         while limit is None or done < limit:
             if stopping is not None and stopping.is_set():
-                raise ReplayStopped(done=done, total=total, resume_after_id=cursor, cause="interrupted")
+                raise ReplayStopped(
+                    done=done, total=total, resume_after_id=cursor, cause="interrupted (SIGINT or SIGTERM)"
+                )
             size = batch_size if limit is None else min(batch_size, limit - done)
             rows = _next_batch(selection.rows(alias), cursor, plan.last_id, size, batch_max_bytes)
             if not rows:

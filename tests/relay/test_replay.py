@@ -5,12 +5,14 @@ changes. tests/relay/test_replay_kafka.py shows the same against the real broker
 """
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from edx_event_bus_outbox.exceptions import ReplayStopped
 from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from edx_event_bus_outbox.relay import replay as replay_module
 from edx_event_bus_outbox.relay.errors import InfrastructureUnavailable
@@ -229,3 +231,16 @@ def test_an_empty_selection_is_not_an_error(sink):
     history()
     result = manage("replay_outbox", "--since", at(100))
     assert result.returncode == 0 and "nothing was selected" in result.stdout
+
+
+def test_a_stop_request_ends_the_replay_after_the_batch_in_flight_with_its_resume_point(sink):
+    """What SIGINT and SIGTERM do to ``replay_outbox``: the batch in flight is finished, then it stops."""
+    rows = [r.id for r in history() if r.status == "sent"]
+    stopping = threading.Event()
+    publish = sink.publish
+    sink.publish = lambda batch, deadline=None: (stopping.set(), publish(batch, deadline))[1]
+
+    with pytest.raises(ReplayStopped, match=f"interrupted.*--after-id {rows[3]}") as stopped:
+        replay_module.replay(replay_module.Selection(everything=True), batch_size=4, stopping=stopping)
+
+    assert sink.published == rows[:4] and stopped.value.resume_after_id == rows[3]
