@@ -97,3 +97,22 @@ class TopicNotReadyError(OutboxError):
         self.topics = topics
         self.problem = problem
         super().__init__(f"Kafka topic {topics!r} {problem}.")
+
+
+class ReplaySelectionError(OutboxError):
+    """The options of a replay are invalid or name what the outbox does not hold; nothing was published."""
+
+
+class ReplayStopped(OutboxError):
+    """A replay could not publish an event and stopped; every selected event up to ``resume_after_id`` went out."""
+
+    def __init__(self, *, done, total, resume_after_id, cause):
+        self.done = done
+        self.total = total
+        self.resume_after_id = resume_after_id
+        self.cause = cause
+        super().__init__(
+            f"Replay stopped after {done} of {total} events: {cause}. Every selected event up to id "
+            f"{resume_after_id} was published. Fix the cause (is the broker reachable?), then resume with the "
+            f"same options and --after-id {resume_after_id}."
+        )

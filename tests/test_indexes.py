@@ -6,14 +6,14 @@ on every database. The plans printed here are the ones quoted in docs/indexes.rs
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from edx_event_bus_outbox.models import OutboxEvent
-from edx_event_bus_outbox.relay import store
+from edx_event_bus_outbox.relay import replay, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,3 +160,51 @@ def test_pending_lanes_seeks_the_index_once_per_lane():
             assert re.search(r"USING (COVERING )?INDEX outbox_pending_lane_idx", plan) and "TEMP B-TREE" not in plan, (
                 plan
             )
+
+
+def _replay_history(rows_per_topic):
+    """Three topics interleaved, a row a second over the retained days, nearly all sent: what a replay reads."""
+    scale = 10 if connection.vendor == "sqlite" else 1
+    start, count = datetime(2026, 11, 24, tzinfo=UTC), 3 * rows_per_topic // scale
+    rows = _rows(count, "sent", "lane-a")
+    for index, row in enumerate(rows):
+        row.topic = ("lane-a", "lane-b", "lane-c")[index % 3]
+        row.created = start + timedelta(seconds=index)
+        row.sent_at = row.created + timedelta(milliseconds=50)
+        if index % 97 == 0:
+            row.status = "pending"
+    OutboxEvent.objects.bulk_create(rows, batch_size=1000)
+    return start, count
+
+
+@pytest.mark.parametrize("share", ["an hour in the middle", "the newest half, one topic"])
+def test_replay_batches_walk_the_primary_key_from_the_cursor(share):
+    """
+    A replay reads ``id > cursor AND id <= last`` in id order, filtered by status, created time and
+    topic. It must walk an index in id order from the cursor and stop after a batch of matches: a
+    plan that reads the created-time index and sorts would sort the whole range again for every
+    batch. The primary key serves, so replay needs no index of its own (which every write would pay).
+    """
+    start, count = _replay_history(5000)
+    _analyze()
+    if share == "an hour in the middle":
+        selection = replay.Selection(
+            since=start + timedelta(seconds=count // 2), until=start + timedelta(seconds=count // 2 + 3600)
+        )
+    else:
+        selection = replay.Selection(since=start + timedelta(seconds=count // 2), topics=("lane-b",))
+    plan = replay.plan_replay(selection)
+    window = selection.rows("default").filter(id__gt=plan.first_id - 1, id__lte=plan.last_id).order_by("id")
+    for query in (window.values_list("id", "payload")[:500], window.values_list("id")[:500]):
+        plan_text = query.explain(format="JSON") if connection.vendor == "mysql" else query.explain()
+        print(f"\n{connection.vendor} plan for {query.query}:\n{plan_text}")
+        if connection.vendor == "postgresql":
+            assert "Index Scan using edx_event_bus_outbox_event_pkey" in plan_text and "Sort" not in plan_text
+        elif connection.vendor == "mysql":
+            access = _mysql_access(plan_text)
+            # With one topic MariaDB may take (topic, id) or (status, topic, id), whose entries for one
+            # topic are in id order too (it has no partial indexes: both hold every row).
+            ordered_by_id = ("PRIMARY", "outbox_pending_lane_idx", "outbox_status_lane_idx")
+            assert access["table"]["key"] in ordered_by_id and "filesort" not in access
+        else:
+            assert "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan_text and "TEMP B-TREE" not in plan_text
