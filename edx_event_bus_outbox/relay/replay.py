@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db.models import Count, Max, Min, Q, TextField
-from django.db.models.functions import Cast, Length
+from django.db.models import Count, Max, Min, Q
 
 from .. import conf
 from ..exceptions import ReplaySelectionError, ReplayStopped
 from ..outbox.models import OutboxEvent
 from .sinks import sink_for_topic
-from .store import PendingRow, _leading_rows_within
+from .store import PendingRow, leading_rows_within, payload_size
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -241,8 +240,8 @@ def replay(
 def _next_batch(rows, cursor, last_id, limit, max_bytes) -> list:
     """The next ``limit`` rows after ``cursor``, up to ``last_id``, within ``max_bytes`` of payload (at least one)."""
     window = rows.filter(id__gt=cursor, id__lte=last_id).order_by("id")
-    sizes = window.annotate(size=Length(Cast("payload", TextField()))).values_list("id", "size")[:limit]
-    through, count = _leading_rows_within(sizes, max_bytes)
+    sizes = window.annotate(size=payload_size()).values_list("id", "size")[:limit]
+    through, count = leading_rows_within(sizes, max_bytes)
     if not count:
         return []
     return [SentRow(*row) for row in window.filter(id__lte=through).values_list(*SentRow._fields)[:count]]

@@ -90,11 +90,14 @@ def sizes_query(alias, lane):
     """
     ``(id, length of the payload's JSON text)`` of the lane's pending rows, in the claim's order and index.
 
-    The length is stored at write time; only rows written before migration 0008 have none,
-    and for those alone the database turns the payload into text to measure it.
+    The length is stored at write time (``payload_size()``).
     """
-    size = Coalesce("payload_size", Length(Cast("payload", TextField())))
-    return _pending_in_lane(alias, lane).annotate(size=size).values_list("id", "size")
+    return _pending_in_lane(alias, lane).annotate(size=payload_size()).values_list("id", "size")
+
+
+def payload_size():
+    """The length of a row's payload JSON text: stored at write time, measured only for rows from before 0008."""
+    return Coalesce("payload_size", Length(Cast("payload", TextField())))
 
 
 def _pending_in_lane(alias, lane):
@@ -115,14 +118,14 @@ def pending_batch(alias, lane, limit, max_bytes=None) -> list:
     """
     if not max_bytes:
         return [PendingRow(*row) for row in claim_query(alias, lane)[:limit]]
-    last_id, limit = _leading_rows_within(sizes_query(alias, lane)[:limit], max_bytes)
+    last_id, limit = leading_rows_within(sizes_query(alias, lane)[:limit], max_bytes)
     # Not ``id <= last_id`` in SQL: with it, planners may walk the primary key past every sent
     # row (see claim_query). A row that became visible between the two statements may push one
     # out, or add one at a lower id; the bound then errs by that row, never by a whole batch.
     return [PendingRow(*row) for row in claim_query(alias, lane)[:limit] if row[0] <= last_id] if limit else []
 
 
-def _leading_rows_within(sizes, max_bytes):
+def leading_rows_within(sizes, max_bytes):
     """The last id and the number of the leading ``(id, size)`` rows whose sizes total at most ``max_bytes``."""
     last_id, count, total = None, 0, 0
     for row_id, size in sizes:
