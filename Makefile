@@ -72,8 +72,9 @@ $(STAMP42): requirements/django42.txt setup.cfg pyproject.toml
 	$(VENV42)/bin/python -m pip install -q --no-deps -e .
 	rm -f $(VENV42)/.installed-* && touch $@
 
-demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
-	$(VPY) demo/manage.py run_demo
+DEMO_ARGS ?=
+demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary (DEMO_ARGS="--sink redis": through Redis Streams)
+	$(VPY) demo/manage.py run_demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
 bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, django-jaiminho): bench-report/report.txt and bench.png

@@ -4,6 +4,7 @@ import signal
 import uuid
 
 import pytest
+import redis
 
 from tests.redis_tools import PrivateRedis, streams_url
 
@@ -14,7 +15,11 @@ def redis_topic(redis_stack, settings):
     name = f"test-redis-{uuid.uuid4().hex[:12]}"
     settings.EVENT_BUS_REDIS_CONNECTION_URL = streams_url(redis_stack)
     settings.EVENT_BUS_OUTBOX_TOPIC_SINKS = {name: "redis"}
-    return name
+    yield name
+    client = redis.Redis.from_url(streams_url(redis_stack), socket_timeout=10)
+    for stream in client.scan_iter(match=f"*{name}*"):  # with a prefix, or the edx producer's copy
+        client.delete(stream)
+    client.close()
 
 
 @pytest.fixture
