@@ -20,9 +20,14 @@ from tests.tcp_proxy import free_port
 STREAMS_DATABASE = 3
 
 
+def with_database(url: str, number: int) -> str:
+    """A Redis URL with another database number."""
+    return urlunparse(urlparse(url)._replace(path=f"/{number}"))
+
+
 def streams_url(stack_url: str) -> str:
     """The stack's Redis URL with the sink tests' own database number."""
-    return urlunparse(urlparse(stack_url)._replace(path=f"/{STREAMS_DATABASE}"))
+    return with_database(stack_url, STREAMS_DATABASE)
 
 
 def read_stream(url, stream):
