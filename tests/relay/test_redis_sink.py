@@ -13,6 +13,7 @@ import time
 import pytest
 import redis
 from django.core.management import call_command
+from django.test import override_settings
 
 from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from edx_event_bus_outbox.relay.redis_sink import RedisSink
@@ -23,7 +24,7 @@ from tests.relay.checker import check
 from tests.relay.sinks import StealingSink
 from tests.relay.test_dead_order import DIES_AT_ONCE, relay_knows_the_newer_type, send, status_of
 from tests.relay.test_relay_failures import _relay_in_thread
-from tests.relay.test_relay_leases import LEASE, PENDING, relay_options
+from tests.relay.test_relay_leases import LEASE, PENDING, holder_token, relay_options, run_in_thread
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -143,6 +144,40 @@ def test_a_relay_that_lost_its_lease_mid_batch_marks_nothing_it_wrote_to_redis(r
     assert OutboxEvent.objects.filter(status=PENDING).count() == 5
     assert len(read_stream(settings.EVENT_BUS_REDIS_CONNECTION_URL, redis_topic)) == 5  # the new holder re-sends
     assert RelayLease.objects.get(lane=redis_topic).token == "thief"
+
+
+def test_a_relay_that_cannot_reach_redis_gives_way_to_a_standby_and_takes_lanes_again_once_redis_answers(
+    private_redis, settings, caplog
+):
+    written = write_events(LANE, 20, keys=3)
+    proxy = TcpProxy(private_redis.address)  # closed until opened
+    with override_settings(EVENT_BUS_REDIS_CONNECTION_URL=f"redis://{proxy.address}/0"):
+        broken = Relay(relay_options(LANE), sink=RedisSink(LEASE))
+    standby = Relay(relay_options(LANE))
+    threads = []
+    try:
+        with caplog.at_level(logging.INFO):
+            threads.append(run_in_thread(broken))
+            assert wait_for(lambda: holder_token(LANE) == broken.token, 30)
+            threads.append(run_in_thread(standby))
+            assert wait_for(lambda: holder_token(LANE) == standby.token, 4 * LEASE), "the standby never took over"
+            assert wait_for(lambda: not OutboxEvent.objects.filter(status=PENDING).exists(), 30)
+            assert "gave way on lane" in caplog.text
+            proxy.open()  # Redis answers the broken relay's PING again
+            assert wait_for(lambda: "can reach Kafka again" in caplog.text, 30)
+            standby.stop()
+            threads[1].join(timeout=30)
+            later = write_events(LANE, 5, keys=3)
+            assert wait_for(lambda: not OutboxEvent.objects.filter(status=PENDING).exists(), 30)
+            assert holder_token(LANE) == broken.token
+    finally:
+        broken.stop()
+        standby.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+        proxy.close()
+    result = verdict(private_redis.url, written + later)
+    assert result.ok(), result.summary()
 
 
 def test_a_dead_row_holds_its_key_and_after_requeue_the_stream_has_every_key_in_order(redis_topic, settings):
