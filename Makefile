@@ -72,8 +72,9 @@ $(STAMP42): requirements/django42.txt setup.cfg pyproject.toml
 	$(VENV42)/bin/python -m pip install -q --no-deps -e .
 	rm -f $(VENV42)/.installed-* && touch $@
 
-demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary
-	$(VPY) demo/manage.py run_demo
+DEMO_ARGS ?=
+demo: requirements stack-up ## the end-to-end demo on SQLite against the local stack, with a summary (DEMO_ARGS="--sink redis": through Redis Streams)
+	$(VPY) demo/manage.py run_demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
 bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, django-jaiminho): bench-report/report.txt and bench.png
@@ -81,12 +82,13 @@ bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, dj
 	$(VPY) -m bench.run $(BENCH_ARGS)
 
 CHAOS_SEEDS ?= 1 2 3
+CHAOS_SINKS ?= kafka redis
 CHAOS_ARGS ?= --transactions 1500 --duration 45 --faults 8
-chaos: requirements stack-up ## seeded kill/restart runs on PostgreSQL and MariaDB; fails on any loss, phantom or reorder
-	@mkdir -p bench-report; failed=""; for db in postgres mysql; do for seed in $(CHAOS_SEEDS); do \
-	    $(VPY) -m chaos.run --db $$db --seed $$seed $(CHAOS_ARGS) --report bench-report/chaos.jsonl \
-	        2> >(grep -v '^%' >&2) || failed="$$failed $$db/$$seed"; \
-	done; done; \
+chaos: requirements stack-up ## seeded kill/restart runs on PostgreSQL and MariaDB, to Kafka and to Redis Streams; fails on any loss, phantom or reorder
+	@mkdir -p bench-report; failed=""; for sink in $(CHAOS_SINKS); do for db in postgres mysql; do for seed in $(CHAOS_SEEDS); do \
+	    $(VPY) -m chaos.run --db $$db --seed $$seed --sink $$sink $(CHAOS_ARGS) --report bench-report/chaos.jsonl \
+	        2> >(grep -v '^%' >&2) || failed="$$failed $$sink/$$db/$$seed"; \
+	done; done; done; \
 	if [ -n "$$failed" ]; then echo "chaos FAILED:$$failed"; exit 1; fi; echo "chaos passed: lost 0, phantom 0, reorders 0"
 
 docs: requirements ## build the Sphinx docs, warnings as errors

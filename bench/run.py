@@ -4,7 +4,8 @@
 Runs, on PostgreSQL with the real Kafka broker and schema registry of the local stack, each
 comparison side by side in the same run: (1) the write path, (2) the relay drain rate,
 (3) commit-to-acknowledgement latency, (4) the relay's RSS, (5) consumer throughput (when
-``tests/consumer/bench_consumer.py`` exists). Prints the report and writes it, with the raw
+``tests/consumer/bench_consumer.py`` exists), (6) the relay's drain rate to Redis Streams against
+edx-event-bus-redis (on the stack's Redis). Prints the report and writes it, with the raw
 figures and a chart, to ``bench-report/``: ``report.txt``, ``report.json``, ``bench.png``.
 
 Needs the stack (``make stack-up``) and the bench-only packages of ``requirements/bench.txt``
@@ -22,7 +23,7 @@ import traceback
 
 from bench import common
 
-BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer"]
+BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer", "redis_drain"]
 GOALS = "GOALS"
 
 
@@ -66,6 +67,13 @@ def goal_lines(results):
     c = results.get("consumer") or {}
     ratio = (c.get("figures") or {}).get("ratio")
     add("consumer: ours / edx-event-bus-kafka", ratio, ">= 1.5", (ratio or 0) >= 1.5)
+    r = results.get("redis_drain") or {}
+    add(
+        "relay drain to Redis: ours / edx-event-bus-redis direct",
+        r.get("ratio_ours_over_edx"),
+        ">= 2.0",
+        (r.get("ratio_ours_over_edx") or 0) >= 2.0,
+    )
     return lines
 
 

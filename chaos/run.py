@@ -1,14 +1,19 @@
 """
-``python -m chaos.run --db postgres|mysql``: one seeded, time-bounded chaos run.
+``python -m chaos.run --db postgres|mysql [--sink redis]``: one seeded, time-bounded chaos run.
 
 Writers commit, roll back and raise; two relay processes (an active one and a standby)
 drain the outbox; meanwhile the controller SIGKILLs relays at random moments, restarts the
 broker, stops and starts the registry, and restarts the database. Afterwards it reads the
 topic and counts committed, published, lost, phantom, duplicates and per-key reorders.
 Exit 0 when lost, phantom and reorders are all 0 and duplicates stay bounded.
+
+With ``--sink redis`` the relays publish to Redis Streams instead: a ``redis-server`` of the
+run's own (append-only, fsynced on every write, as a Redis that carries an event bus should
+be), SIGKILLed and restarted in place of the broker and the registry.
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -21,7 +26,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ACTIONS = ("kill_relay", "kill_relay", "kill_relay", "restart_broker", "bounce_registry", "restart_database")
+ACTIONS = {
+    "kafka": ("kill_relay", "kill_relay", "kill_relay", "restart_broker", "bounce_registry", "restart_database"),
+    "redis": ("kill_relay", "kill_relay", "kill_relay", "restart_redis", "restart_redis", "restart_database"),
+}
 
 
 def parse_args(argv=None):
@@ -36,14 +44,23 @@ def parse_args(argv=None):
     parser.add_argument("--lease-seconds", type=float, default=4.0)
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--report", help="Append the verdict as a JSON line to this file.")
-    return parser.parse_args(argv)
+    parser.add_argument("--sink", choices=sorted(ACTIONS), default="kafka", help="Where the relays publish.")
+    parser.add_argument(
+        "--actions", help="Comma-separated faults to draw from (default: all of the sink's, see ACTIONS)."
+    )
+    args = parser.parse_args(argv)
+    args.actions = args.actions.split(",") if args.actions else list(ACTIONS[args.sink])
+    unknown = set(args.actions) - set(ACTIONS[args.sink])
+    if unknown:
+        parser.error(f"--actions: {', '.join(sorted(unknown))} not among {', '.join(sorted(set(ACTIONS[args.sink])))}")
+    return args
 
 
 def configure_django(args, database_name):
     os.environ.update(
         OUTBOX_TEST_DB=args.db,
         OUTBOX_TEST_DB_NAME=database_name,
-        DJANGO_SETTINGS_MODULE="tests.settings",
+        DJANGO_SETTINGS_MODULE="chaos.redis_settings" if args.sink == "redis" else "tests.settings",
         EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED="",
     )
     import django
@@ -111,10 +128,14 @@ def stack(action, service):
     )
 
 
-def inject(action, relays, args, rng):
+def inject(action, relays, args, rng, redis_server=None):
     from chaos.database import STACK_SERVICE
 
-    if action == "kill_relay":
+    if action == "restart_redis":
+        redis_server.stop(signal.SIGKILL)
+        time.sleep(rng.uniform(1, 4))
+        redis_server.start()
+    elif action == "kill_relay":
         relays.kill_one(rng)
     elif action == "restart_broker":
         stack("restart", "kafka")
@@ -124,6 +145,16 @@ def inject(action, relays, args, rng):
         stack("start", "registry")
     elif action == "restart_database":
         stack("restart", STACK_SERVICE[args.db])
+
+
+def start_redis(log_dir):
+    """The run's own redis-server; its URL reaches the relays through chaos.redis_settings."""
+    from tests.redis_tools import PrivateRedis
+
+    server = PrivateRedis(log_dir).start()
+    atexit.register(server.stop, signal.SIGKILL)  # whatever happens to the run
+    os.environ["CHAOS_REDIS_URL"] = server.url
+    return server
 
 
 def wait_until_drained(timeout):
@@ -155,24 +186,29 @@ def main(argv=None):
 
     database_name = run_id.replace("-", "_")
     database.recreate(args.db, database_name)
+    log_dir = ROOT / ".stack" / "chaos" / run_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    redis_server = start_redis(log_dir) if args.sink == "redis" else None
     configure_django(args, database_name)
     from django.core.management import call_command
 
     from chaos.writer import Ledger, run_writer
     from tests.kafka_tools import StackClients
+    from tests.outbox_tools import KEY_FIELD
+    from tests.redis_tools import stream_messages
     from tests.relay.checker import check
 
     call_command("migrate", verbosity=0)
 
-    kafka = StackClients(
-        os.environ["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"]
-    )
     topic = run_id
-    kafka.create_topic(topic, partitions=3)
-    log_dir = ROOT / ".stack" / "chaos" / run_id
-    log_dir.mkdir(parents=True, exist_ok=True)
+    if args.sink == "kafka":
+        kafka = StackClients(
+            os.environ["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"]
+        )
+        kafka.create_topic(topic, partitions=3)
     print(
-        f"chaos run {run_id}: seed={args.seed} db={args.db} writers=2x{args.transactions} faults={args.faults}",
+        f"chaos run {run_id}: seed={args.seed} db={args.db} sink={args.sink} writers=2x{args.transactions} "
+        f"faults={args.faults} from {','.join(sorted(set(args.actions)))}",
         flush=True,
     )
 
@@ -196,11 +232,11 @@ def main(argv=None):
         began = time.monotonic()
         for number, at in enumerate(sorted(rng.uniform(1, args.duration) for _ in range(args.faults))):
             time.sleep(max(0.0, at - (time.monotonic() - began)))
-            action = rng.choice(ACTIONS)
+            action = rng.choice(args.actions)
             print(
                 f"  fault {number + 1}/{args.faults}: {action} ({len(ledger.committed)} committed so far)", flush=True
             )
-            inject(action, relays, args, rng)
+            inject(action, relays, args, rng, redis_server)
         for writer in writers:
             writer.join(timeout=args.duration * 4 + 120)
         writers_finished = not any(writer.is_alive() for writer in writers)
@@ -213,7 +249,11 @@ def main(argv=None):
     finally:
         relays.stop_all()
 
-    messages = kafka.read_all(topic, timeout=120)
+    if redis_server:
+        messages = stream_messages(redis_server.url, topic, KEY_FIELD)
+        redis_server.stop()
+    else:
+        messages = kafka.read_all(topic, timeout=120)
     published_ids = {v.decode() for m in messages for k, v in m.headers() if k == "ce_id"}
     certain = list(ledger.committed)
     verdict = check(
@@ -226,6 +266,7 @@ def main(argv=None):
         "run": run_id,
         "seed": args.seed,
         "db": args.db,
+        "sink": args.sink,
         "writers_finished": writers_finished,
         "drained": drained,
         "committed": len(certain),

@@ -16,6 +16,8 @@ for line in (ROOT / ".stack" / "env").read_text().splitlines() if (ROOT / ".stac
 DEMO_DIR = Path(os.environ.get("OUTBOX_DEMO_DIR", ROOT / ".stack" / "demo"))
 DEMO_DIR.mkdir(parents=True, exist_ok=True)
 DEMO_TOPIC = os.environ.get("OUTBOX_DEMO_TOPIC", "demo-enrollments")
+# "kafka" or "redis" (run_demo --sink): where the relay publishes and consume_events reads.
+DEMO_SINK = os.environ.get("OUTBOX_DEMO_SINK", "kafka")
 
 SECRET_KEY = "demo-only"
 USE_TZ = True
@@ -48,6 +50,14 @@ EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = os.environ.get("EVENT_BUS_KAFKA_SCHEMA_REG
 EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED = False
 EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT = 0.25
 EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL = 0.2
+
+# Redis Streams, as a Tutor site runs it: our relay writes, edx-event-bus-redis's consumer reads.
+EVENT_BUS_OUTBOX_SINK = DEMO_SINK
+EVENT_BUS_REDIS_CONNECTION_URL = os.environ.get("OUTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+EVENT_BUS_REDIS_CONSUMER_POLL_TIMEOUT = 1
+EVENT_BUS_REDIS_AUDIT_LOGGING_ENABLED = False
+if DEMO_SINK == "redis":
+    EVENT_BUS_CONSUMER = "edx_event_bus_redis.RedisEventConsumer"
 
 LOGGING = {
     "version": 1,

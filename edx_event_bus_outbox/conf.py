@@ -222,6 +222,81 @@ def audit_logging_enabled():
     return _checked("EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED", True, require_bool)
 
 
+# ---------------------------------------------------------------- sinks: Kafka or Redis Streams
+
+SINK_KAFKA = "kafka"
+SINK_REDIS = "redis"
+SINKS = (SINK_KAFKA, SINK_REDIS)
+
+# What redis-py's ``from_url`` accepts: TCP, TLS and a Unix socket.
+REDIS_URL = re.compile(r"(redis|rediss|unix)://.+")
+
+
+def default_sink():
+    # .. setting_name: EVENT_BUS_OUTBOX_SINK
+    # .. setting_default: "kafka"
+    # .. setting_description: Where the relay publishes every topic not named in
+    #   ``EVENT_BUS_OUTBOX_TOPIC_SINKS``: ``"kafka"`` (Kafka and its schema registry) or
+    #   ``"redis"`` (Redis Streams, byte-compatible with edx-event-bus-redis, Tutor's default
+    #   event bus). See docs/redis.rst.
+    sink = _get("EVENT_BUS_OUTBOX_SINK", SINK_KAFKA)
+    if sink not in SINKS:
+        raise _refuse("EVENT_BUS_OUTBOX_SINK", f"one of {', '.join(map(repr, SINKS))}", sink)
+    return sink
+
+
+def topic_sinks():
+    # .. setting_name: EVENT_BUS_OUTBOX_TOPIC_SINKS
+    # .. setting_default: {}
+    # .. setting_description: Per-topic exceptions to ``EVENT_BUS_OUTBOX_SINK``: a dict of topic
+    #   (un-prefixed, as in ``EVENT_BUS_PRODUCER_CONFIG``) to ``"kafka"`` or ``"redis"``, e.g.
+    #   ``{"user-login": "redis"}``, so that one deployment sends some topics to Kafka and others
+    #   to Redis. Changing a topic's sink while it has pending rows sends them to the new one.
+    name = "EVENT_BUS_OUTBOX_TOPIC_SINKS"
+    value = _get(name, {}) or {}
+    if not isinstance(value, dict):
+        raise _refuse(name, 'a dict of topic -> "kafka" or "redis"', value)
+    for topic, sink in value.items():
+        require_topic_name(f"{name} (a key)", topic, optional=False)
+        if sink not in SINKS:
+            raise _refuse(f"{name}[{topic!r}]", f"one of {', '.join(map(repr, SINKS))}", sink)
+    return value
+
+
+def sink_for(topic: str) -> str:
+    """The sink (``"kafka"`` or ``"redis"``) the relay publishes this topic's rows to."""
+    return topic_sinks().get(topic) or default_sink()
+
+
+def redis_connection_url():
+    # .. setting_name: EVENT_BUS_REDIS_CONNECTION_URL
+    # .. setting_default: None
+    # .. setting_description: edx-event-bus-redis's setting, read as it reads it: the Redis the
+    #   relay publishes to for topics whose sink is ``"redis"``, e.g.
+    #   ``redis://:PASSWORD@redis:6379/0`` (``rediss://`` for TLS, ``unix://`` for a socket).
+    #   Required when any topic's sink is Redis. Never logged or shown in an error.
+    url = _get("EVENT_BUS_REDIS_CONNECTION_URL", None)
+    if url is not None and not (isinstance(url, str) and REDIS_URL.fullmatch(url)):
+        raise _refuse("EVENT_BUS_REDIS_CONNECTION_URL", "a redis://, rediss:// or unix:// URL (or None)", url, True)
+    return url
+
+
+def redis_stream_max_len():
+    # .. setting_name: EVENT_BUS_REDIS_STREAM_MAX_LEN
+    # .. setting_default: 10000
+    # .. setting_description: edx-event-bus-redis's setting, with its default: each ``XADD`` trims
+    #   its stream to about this many entries (``MAXLEN ~``, which Redis applies in whole
+    #   nodes, so a stream may hold a little more). Older entries are gone from Redis, not from
+    #   the outbox, which keeps sent rows for ``EVENT_BUS_OUTBOX_RETENTION_DAYS``. See
+    #   docs/decisions/0017-redis-streams-sink.rst.
+    return _checked("EVENT_BUS_REDIS_STREAM_MAX_LEN", 10_000, require_positive_int)
+
+
+def uses_redis() -> bool:
+    """Whether any topic's sink is Redis: the default, or one topic's exception."""
+    return default_sink() == SINK_REDIS or SINK_REDIS in topic_sinks().values()
+
+
 # ---------------------------------------------------------------- producer / write path
 
 
@@ -644,6 +719,27 @@ def _kafka_credentials_paired():
         )
 
 
+def _redis_url_when_a_topic_uses_redis():
+    if uses_redis() and not redis_connection_url():
+        raise OutboxConfigurationError(
+            "EVENT_BUS_REDIS_CONNECTION_URL must be set: EVENT_BUS_OUTBOX_SINK or EVENT_BUS_OUTBOX_TOPIC_SINKS "
+            "sends topics to Redis."
+        )
+
+
+def _on_commit_topics_use_kafka():
+    """The ``on-commit`` mode publishes straight to Kafka: a topic whose sink is Redis needs the outbox."""
+    for event_type, topics in producer_config().items():
+        for topic, options in (topics if isinstance(topics, dict) else {}).items():
+            mode = (options.get("mode") if isinstance(options, dict) else None) or default_mode()
+            if mode == MODE_ON_COMMIT and sink_for(topic) == SINK_REDIS:
+                raise OutboxConfigurationError(
+                    f"EVENT_BUS_PRODUCER_CONFIG[{event_type!r}][{topic!r}] is produced in the 'on-commit' mode, which "
+                    "publishes to Kafka only, but EVENT_BUS_OUTBOX_SINK or EVENT_BUS_OUTBOX_TOPIC_SINKS sends the "
+                    "topic to Redis: use the 'outbox' mode for it."
+                )
+
+
 def _relay_timing():
     check_relay_timing(
         relay_lease_seconds(),
@@ -663,6 +759,10 @@ CHECKS = (
     schema_registry_timeout,
     topic_prefix,
     audit_logging_enabled,
+    default_sink,
+    topic_sinks,
+    redis_connection_url,
+    redis_stream_max_len,
     producer_config,
     check_producer_config,
     default_mode,
@@ -701,6 +801,8 @@ CHECKS = (
     consumer_inbox_claim_seconds,
     consumer_inbox_retention_days,
     _kafka_credentials_paired,
+    _redis_url_when_a_topic_uses_redis,
+    _on_commit_topics_use_kafka,
     _relay_timing,  # relations between two settings
 )
 

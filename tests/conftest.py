@@ -78,6 +78,20 @@ def kafka_stack():
     )
 
 
+@pytest.fixture(scope="session")
+def redis_stack():
+    """The stack's Redis URL (Celery's broker, the Redis Streams sink), or a skip / failure like ``kafka_stack``."""
+    refuse_in_unit_run("redis_stack")
+    url = os.environ.get("OUTBOX_TEST_REDIS_URL")
+    parsed = urlparse(url or "")
+    if not url or not _reachable(f"{parsed.hostname}:{parsed.port or 6379}"):
+        message = f"Redis ({url or 'OUTBOX_TEST_REDIS_URL unset'}) not reachable; run `make stack-up`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(f"!!! SKIPPED, NOT TESTED: {message}")
+    return url
+
+
 @pytest.fixture(autouse=True)
 def _edx_event_bus_kafka_registry_client_times_out(monkeypatch):
     """Compatibility tests run edx-event-bus-kafka; its registry client must time out too."""
@@ -111,14 +125,16 @@ def pytest_collection_modifyitems(config, items):
     kept, dropped = [], []
     for item in items:
         for fixture, marker in STACK_FIXTURES.items():
-            if fixture in item.fixturenames and marker not in item.keywords:
+            if fixture in item.fixturenames and not item.get_closest_marker(marker):
                 item.add_marker(marker)
-        if "kafka" in item.keywords and "kafka_stack" not in item.fixturenames:
+        if item.get_closest_marker("kafka") and "kafka_stack" not in item.fixturenames:
             item.fixturenames.append("kafka_stack")
-        if any(flag and marker in item.keywords for marker, flag in not_applicable.items()):
+        # Markers, not ``item.keywords``: keywords hold the names of the test's directories too, and a
+        # checkout in a directory named "redis" or "kafka" would leave out every test.
+        if any(flag and item.get_closest_marker(marker) for marker, flag in not_applicable.items()):
             dropped.append(item)
             continue
-        if "stack_restart" in item.keywords and item.get_closest_marker("timeout") is None:
+        if item.get_closest_marker("stack_restart") and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(STACK_RESTART_TIMEOUT))
         kept.append(item)
     if dropped:

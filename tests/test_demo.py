@@ -1,6 +1,7 @@
 """
 ``make demo`` as a test: ``demo/manage.py run_demo``, smaller, against the local stack, in a
-directory and on a topic of its own; its summary must show nothing lost and nothing phantom.
+directory and on a topic of its own, through Kafka and through Redis Streams; its summary must
+show nothing lost and nothing phantom.
 """
 
 import os
@@ -12,8 +13,9 @@ import uuid
 import pytest
 
 from tests.outbox_tools import ROOT
+from tests.redis_tools import streams_url
 
-pytestmark = [pytest.mark.kafka, pytest.mark.sqlite_only]
+pytestmark = pytest.mark.sqlite_only
 
 EVENTS = 60
 
@@ -25,13 +27,15 @@ def summary_counts(output):
     return {name.strip(): int(number) for name, number in lines}
 
 
-def test_the_demo_loses_nothing_and_publishes_no_rolled_back_event(kafka_stack, tmp_path):
+def run_demo(tmp_path, *options, **env):
+    """``demo/manage.py run_demo`` on a directory and a topic of its own; returns its summary counts."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "demo_settings",
         "OUTBOX_DEMO_DIR": str(tmp_path),
         "OUTBOX_DEMO_TOPIC": f"test-demo-{uuid.uuid4().hex[:12]}",
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
     result = subprocess.run(
         [
@@ -46,6 +50,7 @@ def test_the_demo_loses_nothing_and_publishes_no_rolled_back_event(kafka_stack, 
             "0.25",
             "--timeout",
             "90",
+            *options,
         ],
         cwd=ROOT,
         env=env,
@@ -56,10 +61,22 @@ def test_the_demo_loses_nothing_and_publishes_no_rolled_back_event(kafka_stack, 
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
+    return summary_counts(result.stdout)
 
-    counts = summary_counts(result.stdout)
+
+def assert_nothing_lost_and_no_phantom(counts, published_to):
     committed, rolled_back = counts["committed transactions (events)"], counts["rolled back"]
     assert committed + rolled_back == EVENTS and committed > 0 and rolled_back > 0, counts
-    assert counts["published to Kafka"] == committed, counts
+    assert counts[f"published to {published_to}"] == committed, counts
     assert counts["received by consume_events"] == committed, counts
     assert counts["lost"] == 0 and counts["phantom (rolled back, published)"] == 0, counts
+
+
+def test_the_demo_loses_nothing_and_publishes_no_rolled_back_event(kafka_stack, tmp_path):
+    assert_nothing_lost_and_no_phantom(run_demo(tmp_path), "Kafka")
+
+
+def test_the_demo_through_redis_streams_and_edx_event_bus_redis_loses_nothing(redis_stack, tmp_path):
+    """``run_demo --sink redis``: the relay writes a stream, edx-event-bus-redis's consume_events reads it."""
+    counts = run_demo(tmp_path, "--sink", "redis", OUTBOX_TEST_REDIS_URL=streams_url(redis_stack))
+    assert_nothing_lost_and_no_phantom(counts, "Redis")

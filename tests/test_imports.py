@@ -17,13 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that must import before Django is configured: the package itself (openedx-events
 # imports it to find EVENT_BUS_PRODUCER), its settings and errors, and every module of kafka/,
-# which knows Kafka and the registry but no models.
+# which knows Kafka and the registry but no models, and of redis_streams/, which knows Redis.
 MODEL_FREE = [
     "edx_event_bus_outbox",
     "edx_event_bus_outbox.apps",
     "edx_event_bus_outbox.conf",
     "edx_event_bus_outbox.exceptions",
     "edx_event_bus_outbox.kafka",
+    "edx_event_bus_outbox.redis_streams",
+    "edx_event_bus_outbox.redis_streams.client",
+    "edx_event_bus_outbox.redis_streams.entries",
 ]
 
 

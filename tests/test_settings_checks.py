@@ -141,6 +141,13 @@ INVALID = [
     ("EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS", -1, "a number of 0 or more"),
     ("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", [("auto.offset.reset", "earliest")], "a dict of librdkafka"),
     ("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", "dead letters", "a Kafka topic name"),
+    ("EVENT_BUS_OUTBOX_SINK", "redis-streams", "one of 'kafka', 'redis'"),
+    ("EVENT_BUS_OUTBOX_TOPIC_SINKS", {"user-login": "Redis"}, "one of 'kafka', 'redis'"),
+    ("EVENT_BUS_OUTBOX_TOPIC_SINKS", {"user login": "redis"}, "a Kafka topic name"),
+    ("EVENT_BUS_OUTBOX_TOPIC_SINKS", ["user-login"], 'a dict of topic -> "kafka" or "redis"'),
+    ("EVENT_BUS_REDIS_CONNECTION_URL", "localhost:6379", "a redis://, rediss:// or unix:// URL"),
+    ("EVENT_BUS_REDIS_STREAM_MAX_LEN", "10000", "an integer above 0"),
+    ("EVENT_BUS_REDIS_STREAM_MAX_LEN", 0, "an integer above 0"),
 ]
 
 
@@ -184,6 +191,29 @@ def test_credentials_are_checked_without_being_echoed(settings):
     settings.EVENT_BUS_KAFKA_API_SECRET = None
     with pytest.raises(OutboxConfigurationError, match="must be set together"):
         conf.check_settings()
+
+
+def test_a_redis_sink_needs_the_redis_url_which_errors_never_echo(settings):
+    settings.EVENT_BUS_OUTBOX_TOPIC_SINKS = {"user-login": "redis"}
+    with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_REDIS_CONNECTION_URL must be set"):
+        conf.check_settings()
+    settings.EVENT_BUS_REDIS_CONNECTION_URL = "redis-host:6379 password=hunter2"
+    with pytest.raises(OutboxConfigurationError, match="EVENT_BUS_REDIS_CONNECTION_URL must be") as raised:
+        conf.check_settings()
+    assert "hunter2" not in str(raised.value)
+    settings.EVENT_BUS_REDIS_CONNECTION_URL = "redis://:hunter2@redis-host:6379/0"
+    assert conf.configuration_errors() == []
+    assert (conf.sink_for("user-login"), conf.sink_for("other")) == ("redis", "kafka")
+
+
+def test_the_on_commit_mode_is_refused_for_a_topic_sent_to_redis(settings):
+    settings.EVENT_BUS_REDIS_CONNECTION_URL = "redis://redis:6379/0"
+    settings.EVENT_BUS_OUTBOX_SINK = "redis"
+    settings.EVENT_BUS_PRODUCER_CONFIG = {"org.openedx.x.v1": {"user-login": {"mode": "on-commit"}}}
+    with pytest.raises(OutboxConfigurationError, match="publishes to Kafka only"):
+        conf.check_settings()
+    settings.EVENT_BUS_OUTBOX_TOPIC_SINKS = {"user-login": "kafka"}
+    assert conf.configuration_errors() == []
 
 
 def test_the_minimum_lease_leaves_the_relays_delivery_timeout_a_third_of_it():

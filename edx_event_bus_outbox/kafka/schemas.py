@@ -8,6 +8,7 @@ byte-identical and land on the same partitions. ``encoding`` and ``decoding`` bu
 import json
 from functools import cache
 
+import fastavro
 from openedx_events.event_bus.avro.serializer import AvroSignalSerializer
 
 from ..exceptions import OutboxError
@@ -21,6 +22,12 @@ class EventKeyNotFound(OutboxError, LookupError):
 def signal_serializer(signal) -> AvroSignalSerializer:
     """Building a signal's Avro schema walks its attrs classes; do it once per signal."""
     return AvroSignalSerializer(signal)
+
+
+@cache
+def parsed_value_schema(signal):
+    """The signal's Avro schema parsed by fastavro, for validating and writing its payloads."""
+    return fastavro.parse_schema(signal_serializer(signal).schema)
 
 
 def extract_event_key(event_data, event_key_field: str):

@@ -24,7 +24,7 @@ from fastavro.schema import expand_schema
 from fastavro.validation import validate
 
 from .. import conf
-from ..kafka.schemas import key_schema, signal_serializer
+from ..kafka.schemas import key_schema, parsed_value_schema, signal_serializer
 from .models import OutboxEvent
 
 # A NUL is always escaped as \u0000 by json.dumps, and with ensure_ascii every surrogate as
@@ -51,11 +51,6 @@ _TEXT_COLUMNS = tuple(
     OutboxEvent._meta.get_field(name)
     for name in ("event_type", "topic", "event_key_field", "source", "sourcehost", "sourcelib")
 )
-
-
-@cache
-def parsed_value_schema(signal):
-    return fastavro.parse_schema(signal_serializer(signal).schema)
 
 
 @cache

@@ -11,6 +11,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from ..exceptions import OutboxError
 from ..kafka.errors import kafka_error_is_permanent, registry_rejected_schema
+from ..redis_streams.client import describe_redis_error
 
 
 class RelayError(OutboxError):
@@ -31,7 +32,7 @@ class PermanentEventError(RelayError):
 
 
 class InfrastructureUnavailable(RelayError):
-    """Kafka or the schema registry cannot be reached; try again later."""
+    """Kafka, the schema registry or Redis cannot be reached; try again later."""
 
 
 def classify_encoding_error(exc) -> Exception:
@@ -51,3 +52,12 @@ def classify_delivery_error(kafka_error) -> Exception:
     if kafka_error_is_permanent(kafka_error):
         return PermanentEventError(f"Kafka refused the message: {text}")
     return InfrastructureUnavailable(f"Kafka delivery failed: {text}")
+
+
+def classify_redis_error(exc) -> Exception:
+    """
+    Every Redis error is an outage: with an id of ``*``, no ``XADD`` of a stream entry is refused
+    for the entry itself, only for the state of Redis (down, loading, full, read-only, the
+    client's rights), which changes without touching the event (ADR 17).
+    """
+    return InfrastructureUnavailable(describe_redis_error(exc))

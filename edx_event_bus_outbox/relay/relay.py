@@ -1,5 +1,5 @@
 """
-The relay loop: hold lane leases, move each lane's pending rows to Kafka in id order,
+The relay loop: hold lane leases, move each lane's pending rows to Kafka (or Redis Streams) in id order,
 record the outcome, and wait cheaply when there is nothing to do.
 
 Guarantees and their reasons live in docs/decisions/0001-ordering-and-claiming.rst,
@@ -19,7 +19,7 @@ from .. import conf
 from . import holding, leases, store
 from .backoff import backoff_seconds
 from .errors import InfrastructureUnavailable
-from .sink import KafkaSink
+from .topic_sinks import TopicSinks
 from .wakeup import make_waiter
 
 logger = logging.getLogger(__name__)
@@ -49,10 +49,10 @@ class RelayOptions:
 class Relay:
     """One relay process. ``run()`` returns when stopped (``stop()`` or a signal) or, with ``until_empty``, drained."""
 
-    def __init__(self, options: RelayOptions, sink: KafkaSink | None = None):
+    def __init__(self, options: RelayOptions, sink=None):
         self.options = options
         self.token = leases.new_token()
-        self.sink = sink or KafkaSink(options.lease_seconds)
+        self.sink = sink or TopicSinks(options.lease_seconds)  # Kafka or Redis, per topic
         self.waiter = make_waiter(options.alias, options.poll_interval, options.listen)
         self.stopping = threading.Event()
         self.held = set()

@@ -195,22 +195,32 @@ class KafkaSink:
         self.producer.flush(self.delivery_timeout + 5)
 
 
-def encode_row(row):
-    """The Kafka message for an outbox row, or a classified error."""
+def row_signal(row):
+    """The row's signal in this service, or a ``PermanentEventError`` (a type only newer code knows)."""
     try:
-        signal = OpenEdxPublicSignal.get_signal_by_type(row.event_type)
+        return OpenEdxPublicSignal.get_signal_by_type(row.event_type)
     except KeyError as exc:
         raise PermanentEventError(f"no OpenEdxPublicSignal of type {row.event_type!r} exists in this service") from exc
+
+
+def cloud_event_attributes(row) -> dict:
+    """The row's CloudEvents attributes, as ``event_headers`` (Kafka) and ``stream_entry`` (Redis) take them."""
+    return {
+        "event_type": row.event_type,
+        "event_id": row.event_id,
+        "source": row.source,
+        "time": row.event_time,
+        "minorversion": row.minorversion,
+        "sourcehost": row.sourcehost,
+        "sourcelib": row.sourcelib,
+    }
+
+
+def encode_row(row):
+    """The Kafka message for an outbox row, or a classified error."""
+    signal = row_signal(row)
     try:
-        headers = event_headers(
-            event_type=row.event_type,
-            event_id=row.event_id,
-            source=row.source,
-            time=row.event_time,
-            minorversion=row.minorversion,
-            sourcehost=row.sourcehost,
-            sourcelib=row.sourcelib,
-        )
+        headers = event_headers(**cloud_event_attributes(row))
         return encode_message(
             signal=signal,
             topic=row.topic,

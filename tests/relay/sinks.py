@@ -1,5 +1,10 @@
-"""A sink that stands in for Kafka, for relay tests about the database side only."""
+"""Sinks for relay tests: one that stands in for Kafka (the database side only), and wrappers of real ones."""
 
+from datetime import timedelta
+
+from django.utils import timezone
+
+from edx_event_bus_outbox.models import RelayLease
 from edx_event_bus_outbox.relay.sink import Delivery
 
 
@@ -18,3 +23,21 @@ class AcceptingSink:
 
     def close(self):
         pass
+
+
+class StealingSink:
+    """A real sink; once it has published, another relay takes the lease over, as after a long pause."""
+
+    def __init__(self, lane, sink):
+        self.lane = lane
+        self.sink = sink
+
+    def publish(self, rows, *args, **kwargs):
+        deliveries = self.sink.publish(rows, *args, **kwargs)
+        RelayLease.objects.filter(lane=self.lane).update(
+            token="thief", expires_at=timezone.now() + timedelta(minutes=1)
+        )
+        return deliveries
+
+    def close(self):
+        self.sink.close()

@@ -23,6 +23,7 @@ from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from edx_event_bus_outbox.relay.sink import KafkaSink
 from tests.outbox_tools import drain, wait_for, write_events
 from tests.relay.checker import check
+from tests.relay.sinks import StealingSink
 from tests.tcp_proxy import TcpProxy, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
@@ -106,28 +107,10 @@ def test_a_relay_with_a_skewed_clock_drains_in_order_and_its_backoff_is_on_the_d
 # ---------------------------------------------------------------- fencing
 
 
-class StealingSink:
-    """The real sink; once it has published, another relay takes the lease over, as after a long pause."""
-
-    def __init__(self, lane):
-        self.lane = lane
-        self.sink = KafkaSink(LEASE)
-
-    def publish(self, rows, *args, **kwargs):
-        deliveries = self.sink.publish(rows, *args, **kwargs)
-        RelayLease.objects.filter(lane=self.lane).update(
-            token="thief", expires_at=timezone.now() + timedelta(minutes=1)
-        )
-        return deliveries
-
-    def close(self):
-        self.sink.close()
-
-
 @pytest.mark.parametrize("delete_on_ack", [False, True], ids=["mark-sent", "delete-on-ack"])
 def test_a_relay_that_lost_its_lease_mid_batch_marks_nothing(kafka_stack, topic, caplog, delete_on_ack):
     write_events(topic, 5)
-    relay = Relay(relay_options(topic, delete_on_ack=delete_on_ack), sink=StealingSink(topic))
+    relay = Relay(relay_options(topic, delete_on_ack=delete_on_ack), sink=StealingSink(topic, KafkaSink(LEASE)))
 
     with caplog.at_level(logging.WARNING):
         assert relay.relay_once() == 0
@@ -143,7 +126,9 @@ def test_a_relay_that_lost_its_lease_records_no_failure(kafka_stack, topic):
     ghost = OutboxEvent.objects.get()
     ghost.event_type = "org.openedx.removed.event.v1"
     ghost.save()
-    relay = Relay(relay_options(topic, max_attempts=1, dead_after_seconds=0), sink=StealingSink(topic))
+    relay = Relay(
+        relay_options(topic, max_attempts=1, dead_after_seconds=0), sink=StealingSink(topic, KafkaSink(LEASE))
+    )
 
     relay.relay_once()
 

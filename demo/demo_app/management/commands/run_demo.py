@@ -1,8 +1,10 @@
 """
-``python demo/manage.py run_demo``: the whole outbox path, end to end, on SQLite.
+``python demo/manage.py run_demo [--sink redis]``: the whole outbox path, end to end, on SQLite.
 
-1. A fresh database and a fresh topic.
-2. ``run_outbox_relay`` and ``consume_events`` start as real processes.
+1. A fresh database and a fresh topic (a Kafka topic, or with ``--sink redis`` a Redis stream).
+2. ``run_outbox_relay`` and ``consume_events`` start as real processes (with ``--sink redis``,
+   the relay publishes to Redis Streams and ``consume_events`` runs edx-event-bus-redis's
+   ``RedisEventConsumer``, as on a Tutor site).
 3. Enrollments are created in transactions that also emit ``COURSE_ENROLLMENT_CREATED``;
    some transactions roll back (explicitly, or because the view raised).
 4. The demo waits until every committed event was received, then prints what happened:
@@ -22,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import redis
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
@@ -36,6 +39,7 @@ from demo_app.models import Enrollment
 from edx_event_bus_outbox.kafka.config import common_client_config
 from edx_event_bus_outbox.kafka.topics import create_topics
 from edx_event_bus_outbox.models import OutboxEvent
+from edx_event_bus_outbox.redis_streams.entries import stream_name
 
 MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
 
@@ -53,24 +57,43 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=100.0, help="Transactions per second (default 100).")
         parser.add_argument("--timeout", type=float, default=60.0, help="Seconds to wait for delivery.")
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--sink",
+            choices=("kafka", "redis"),
+            default=settings.DEMO_SINK,
+            help="Publish to Kafka (default) or to Redis Streams, read by edx-event-bus-redis's consumer.",
+        )
 
     def handle(self, *args, **options):
         rng = random.Random(options["seed"])
+        self.bus = RedisStream() if options["sink"] == "redis" else None
+        os.environ["OUTBOX_DEMO_SINK"] = options["sink"]  # for the relay and consume_events (demo_settings)
         self._fresh_start()
         topic, group = settings.DEMO_TOPIC, f"demo-{int(time.time())}"
-        self._prepare_topic(topic, group)
+        if self.bus:
+            self.bus.prepare(topic)
+            self.stdout.write(f"[2/4] Redis stream {stream_name(topic)!r} ready; only entries from here on count")
+        else:
+            self._prepare_topic(topic, group)
+        consumer_options = ["--extra", json.dumps({"consumer_name": "demo-consumer"})] if self.bus else []
         processes = [
             self._spawn("relay", "run_outbox_relay", "--lane", topic),
-            self._spawn("consumer", "consume_events", "-t", topic, "-g", group),
+            self._spawn("consumer", "consume_events", "-t", topic, "-g", group, *consumer_options),
         ]
         try:
-            self._wait_for_consumer(group)
+            if self.bus:
+                self.bus.wait_for_group(topic, group, settings.DEMO_DIR)
+                self.stdout.write("      relay and consumer are running")
+            else:
+                self._wait_for_consumer(group)
             self._warm_up(rng)
             committed, rolled_back = self._emit(options, rng)
             received = self._wait_for(committed, options["timeout"])
         finally:
             self._stop(processes)
-        published = [e for e in self._published(topic) if e not in self.warm_up_ids]
+        published = [
+            e for e in (self.bus.published(topic) if self.bus else self._published(topic)) if e not in self.warm_up_ids
+        ]
         summary = self._summary(committed, rolled_back, published, received)
         self.stdout.write(summary["text"])
         if summary["lost"] or summary["phantom"]:
@@ -151,7 +174,7 @@ class Command(BaseCommand):
             raise CommandError(f"the warm-up event was not received in 60s; see {settings.DEMO_DIR}/*.log")
         self.stdout.write(
             f"      warm-up event received after {1000 * (time.time() - started):.0f} ms "
-            "(registers the schemas, opens the connections); not counted below"
+            "(opens the connections, registers the schemas on Kafka); not counted below"
         )
         (settings.DEMO_DIR / "received.jsonl").unlink()
         self.warm_up_ids = set(committed)
@@ -253,7 +276,7 @@ class Command(BaseCommand):
                 "[4/4] summary",
                 f"  committed transactions (events)  {len(committed)}",
                 f"  rolled back                      {len(rolled_back)}",
-                f"  published to Kafka               {len(set(published))} "
+                f"  published to {'Redis' if self.bus else 'Kafka'}               {len(set(published))} "
                 f"(+{len(self.warm_up_ids)} warm-up, {len(published) - len(set(published))} duplicates)",
                 f"  received by consume_events       {len(received)}",
                 f"  lost                             {len(lost)}",
@@ -265,3 +288,33 @@ class Command(BaseCommand):
             ]
         )
         return {"text": text, "lost": len(lost), "phantom": len(phantom)}
+
+
+class RedisStream:
+    """The demo's Redis side: the stream's end before the run, the consumer group's arrival, what was published."""
+
+    def __init__(self):
+        self.client = redis.Redis.from_url(settings.EVENT_BUS_REDIS_CONNECTION_URL, socket_timeout=30)
+
+    def prepare(self, topic):
+        """Remember the stream's last entry: the stream may be left from an earlier demo run."""
+        last = self.client.xrevrange(stream_name(topic), count=1)
+        self.start_id = last[0][0] if last else b"0-0"
+
+    def wait_for_group(self, topic, group, log_dir, timeout=60):
+        """edx-event-bus-redis's consumer creates its group at the stream's end; emit once it has."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.client.exists(stream_name(topic)):
+                groups = self.client.xinfo_groups(stream_name(topic))
+                if any(g["name"].decode() == group for g in groups):
+                    return
+            time.sleep(0.3)
+        raise CommandError(
+            f"consume_events did not create group {group!r} within {timeout}s; see {log_dir}/consumer.log"
+        )
+
+    def published(self, topic):
+        """Event ids in the stream after the entry that was last before the demo started."""
+        entries = self.client.xrange(stream_name(topic), min=f"({self.start_id.decode()}")
+        return [fields[b"id"].decode() for _, fields in entries]

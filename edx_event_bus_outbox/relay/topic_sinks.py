@@ -1,0 +1,40 @@
+"""
+The sink of each topic: Kafka or Redis Streams, by ``EVENT_BUS_OUTBOX_SINK`` and
+``EVENT_BUS_OUTBOX_TOPIC_SINKS`` (ADR 17).
+
+A lane is one topic, so a batch goes to one sink. The default sink is built at once, so that
+a relay missing its settings fails at startup; the other only when a topic first needs it: a
+deployment that sends nothing to Kafka needs no Kafka settings, and one that sends nothing to
+Redis opens no Redis connection.
+"""
+
+from .. import conf
+from .redis_sink import RedisSink
+from .sink import KafkaSink
+
+
+class TopicSinks:
+    """The relay's sink: ``publish``, ``can_reach`` and ``close`` of the sink each topic goes to."""
+
+    def __init__(self, lease_seconds: float):
+        self.lease_seconds = lease_seconds
+        self.built = {}
+        self._sink_of_kind(conf.default_sink())
+
+    def sink(self, topic):
+        return self._sink_of_kind(conf.sink_for(topic))
+
+    def _sink_of_kind(self, kind):
+        if kind not in self.built:
+            self.built[kind] = (RedisSink if kind == conf.SINK_REDIS else KafkaSink)(self.lease_seconds)
+        return self.built[kind]
+
+    def publish(self, rows, deadline: float | None = None) -> list:
+        return self.sink(rows[0].topic).publish(rows, deadline) if rows else []
+
+    def can_reach(self, topic) -> bool:
+        return self.sink(topic).can_reach(topic)
+
+    def close(self):
+        for sink in self.built.values():
+            sink.close()
