@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Min, Q
 from .. import conf
 from ..exceptions import ReplaySelectionError, ReplayStopped
 from ..outbox.models import OutboxEvent
-from .sinks import sink_for_topic
+from .topic_sinks import TopicSinks
 from .store import PendingRow, leading_rows_within, payload_size
 
 PROGRESS_EVERY_SECONDS = 2.0
@@ -207,7 +207,8 @@ def replay(
     started = time.monotonic()
     if not total:
         return Progress(0, 0, after_id, 0.0)
-    cursor, done, reported, sinks = max(after_id or 0, plan.first_id - 1), 0, started, {}
+    cursor, done, reported = max(after_id or 0, plan.first_id - 1), 0, started
+    sinks = TopicSinks(conf.relay_lease_seconds())
 
     def so_far():
         return Progress(done, total, cursor, time.monotonic() - started)
@@ -230,8 +231,7 @@ def replay(
                 progress(so_far())
                 reported = time.monotonic()
     finally:
-        for sink in sinks.values():
-            sink.close()
+        sinks.close()
     if progress:
         progress(so_far())
     return so_far()
@@ -252,9 +252,9 @@ def _publish(rows, sinks) -> tuple:
     Publish ``rows`` through their topics' sinks; returns how many leading rows (in id order) were
     acknowledged, and what stopped the first one that was not (``None`` if all were).
     """
-    by_sink, lease_seconds = {}, conf.relay_lease_seconds()
+    by_sink = {}
     for row in rows:
-        sink = sink_for_topic(row.topic, sinks, lease_seconds)
+        sink = sinks.sink(row.topic)
         by_sink.setdefault(id(sink), (sink, []))[1].append(row)
     acknowledged, errors = set(), {}
     for sink, its_rows in by_sink.values():

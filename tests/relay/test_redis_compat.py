@@ -8,9 +8,12 @@ Wire compatibility with edx-event-bus-redis 1.1 (Tutor's default event bus), aga
 * One relay sends some topics to Kafka and others to Redis; MAXLEN trims as it does.
 """
 
+import io
 import threading
 
 import pytest
+import redis
+from django.core.management import call_command
 from django.db import transaction
 from edx_event_bus_redis import RedisEventConsumer
 from edx_event_bus_redis import create_producer as create_edx_redis_producer
@@ -113,3 +116,20 @@ def test_each_xadd_trims_the_stream_to_about_max_len_while_the_outbox_keeps_ever
     length = len(read_stream(settings.EVENT_BUS_REDIS_CONNECTION_URL, redis_topic))
     assert 100 <= length < 300, length  # approximate: Redis trims whole nodes (100 entries each by default)
     assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.sent).count() == 600
+
+
+def test_replay_refills_a_stream_that_redis_evicted_with_the_same_entries(redis_topic, settings):
+    events = sample_events()
+    send_to_outbox(redis_topic, events)
+    drain(redis_topic)
+    url = settings.EVENT_BUS_REDIS_CONNECTION_URL
+    originals = [fields for _, fields in read_stream(url, redis_topic)]
+    assert len(originals) == len(events)
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    client.delete(redis_topic)  # what allkeys-lru eviction does to a stream
+    client.close()
+
+    call_command("replay_outbox", "--all", "--topic", redis_topic, stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert [fields for _, fields in read_stream(url, redis_topic)] == originals
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}

@@ -51,12 +51,21 @@ class RecordingSink:
 @pytest.fixture
 def sink(monkeypatch):
     recording = RecordingSink()
-
-    def sink_for_topic(topic, made, lease_seconds):
-        return made.setdefault("kafka", recording)
-
-    monkeypatch.setattr(replay_module, "sink_for_topic", sink_for_topic)
+    monkeypatch.setattr(replay_module, "TopicSinks", lambda lease_seconds: OneSinkForEveryTopic(recording))
     return recording
+
+
+class OneSinkForEveryTopic:
+    """Stands in for ``TopicSinks``."""
+
+    def __init__(self, sink):
+        self.only = sink
+
+    def sink(self, topic):
+        return self.only
+
+    def close(self):
+        self.only.close()
 
 
 def history():

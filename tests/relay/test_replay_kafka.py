@@ -17,7 +17,7 @@ from edx_event_bus_outbox.kafka.headers import header_values
 from edx_event_bus_outbox.models import OutboxEvent, RelayLease
 from edx_event_bus_outbox.relay import replay as replay_module
 from edx_event_bus_outbox.relay.sink import KafkaSink
-from edx_event_bus_outbox.relay.sinks import sink_for_topic
+from edx_event_bus_outbox.relay.topic_sinks import TopicSinks
 from tests.factories import CourseDataFactory, CourseEnrollmentDataFactory, enrollment_event
 from tests.outbox_tools import drain, manage, write_events
 from tests.relay.checker import check
@@ -117,7 +117,7 @@ def test_dry_run_publishes_nothing(kafka_stack, topic):
 
 class BrokerGoesAway:
     """
-    Stands in for ``sink_for_topic``: the real sink publishes the first ``batches`` batches, then a
+    Stands in for ``TopicSinks``: the real sinks publish the first ``batches`` batches, then a
     real producer whose broker address refuses connections takes over, as when the broker goes away.
     """
 
@@ -127,9 +127,15 @@ class BrokerGoesAway:
         with override_settings(EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=closed.address):
             self.unreachable = KafkaSink(3)
 
-    def __call__(self, topic, made, lease_seconds):
-        self.real = sink_for_topic(topic, made, lease_seconds)  # in ``made``: the replay closes it
+    def __call__(self, lease_seconds):
+        self.real = TopicSinks(lease_seconds)
         return self
+
+    def sink(self, topic):
+        return self
+
+    def close(self):
+        self.real.close()
 
     def publish(self, rows, deadline=None):
         self.batches -= 1
@@ -144,7 +150,7 @@ def test_broker_unreachable_mid_replay_stops_with_a_resume_point_and_resuming_le
     drain(topic)
     originals = kafka_stack.read_all(topic, expected=40)
     ids = list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
-    monkeypatch.setattr(replay_module, "sink_for_topic", BrokerGoesAway(batches=2))
+    monkeypatch.setattr(replay_module, "TopicSinks", BrokerGoesAway(batches=2))
 
     stopped = manage("replay_outbox", "--all", "--topic", topic, "--batch-size", "8")
 
