@@ -29,6 +29,7 @@ SERVICES=(kafka registry postgres mariadb redis)
 HOST=127.0.0.1
 KAFKA_PORT="${STACK_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${STACK_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${STACK_KAFKA_SASL_PORT:-9094}"
 REGISTRY_PORT="${STACK_REGISTRY_PORT:-8081}"
 REGISTRY_MGMT_PORT="${STACK_REGISTRY_MGMT_PORT:-9001}"
 POSTGRES_PORT="${STACK_POSTGRES_PORT:-5433}"
@@ -39,6 +40,9 @@ APICURIO_VERSION=3.3.3
 DB_USER=outbox
 DB_PASSWORD=outbox
 DB_NAME=outbox
+# The SCRAM-SHA-512 user of Kafka's SASL_SSL listener. A test stack's password, like the databases'.
+KAFKA_SASL_USER=outbox
+KAFKA_SASL_PASSWORD=outbox-scram-password
 
 # Seconds to wait for a service to become ready, and for it to stop before SIGKILL.
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-180}"
@@ -189,6 +193,8 @@ KAFKA_PID="$KAFKA_DIR/pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
 KAFKA_CONF="$KAFKA_DIR/server.properties"
 KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_TLS="$KAFKA_DIR/tls"
+KAFKA_TLS_STOREPASS=outbox-stack-keystore
 # What identifies our broker in `ps` (used to tell our process from a recycled pid).
 KAFKA_MARKER="kafka.Kafka $KAFKA_CONF"
 # The jar folder is named after a hash of the pom, so editing the pom (a version bump)
@@ -216,11 +222,18 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
+# The secured listener: SCRAM-SHA-512 over TLS, with a certificate from the stack's own CA
+# (kafka_tls). No authorizer: any authenticated user may do anything, as on PLAINTEXT.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_TLS/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$KAFKA_TLS_STOREPASS
 log.dirs=$KAFKA_DATA
 num.partitions=1
 auto.create.topics.enable=true
@@ -242,6 +255,39 @@ group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=5000
 EOF
+}
+
+# A CA and a broker certificate for the SASL_SSL listener, made once with the JDK's keytool
+# (no openssl needed). Clients trust ca.pem; the broker certificate names IP 127.0.0.1, as
+# librdkafka checks the host name (ssl.endpoint.identification.algorithm=https).
+kafka_tls() {
+    [[ -s $KAFKA_TLS/ca.pem && -s $KAFKA_TLS/broker.p12 ]] && return 0
+    local tmp="$KAFKA_TLS.tmp.$$" pass="$KAFKA_TLS_STOREPASS"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    local kt=(keytool -noprompt -storetype PKCS12 -storepass "$pass" -keypass "$pass")
+    {
+        "${kt[@]}" -genkeypair -alias ca -dname "CN=edx-event-bus-outbox stack CA" -keyalg RSA -keysize 2048 \
+            -validity 3650 -ext bc:c -keystore "$tmp/ca.p12" &&
+        "${kt[@]}" -exportcert -rfc -alias ca -keystore "$tmp/ca.p12" -file "$tmp/ca.pem" &&
+        "${kt[@]}" -genkeypair -alias broker -dname "CN=$HOST" -keyalg RSA -keysize 2048 -validity 3650 \
+            -keystore "$tmp/broker.p12" &&
+        "${kt[@]}" -certreq -alias broker -keystore "$tmp/broker.p12" -file "$tmp/broker.csr" &&
+        "${kt[@]}" -gencert -alias ca -keystore "$tmp/ca.p12" -infile "$tmp/broker.csr" -outfile "$tmp/broker.pem" \
+            -rfc -validity 3650 -ext "SAN=IP:$HOST,DNS:localhost" -ext KU=digitalSignature,keyEncipherment \
+            -ext EKU=serverAuth &&
+        "${kt[@]}" -importcert -alias ca -file "$tmp/ca.pem" -keystore "$tmp/broker.p12" &&
+        "${kt[@]}" -importcert -alias broker -file "$tmp/broker.pem" -keystore "$tmp/broker.p12"
+    } >>"$KAFKA_LOG" 2>&1 9>&- || { rm -rf "$tmp"; fail_service kafka "keytool could not make the TLS certificates" "$KAFKA_LOG"; }
+    rm -rf "$KAFKA_TLS" && mv "$tmp" "$KAFKA_TLS"
+}
+
+# The SCRAM user, through the PLAINTEXT listener once the broker is up. An upsert: it works on a
+# data dir formatted before the SASL listener existed, and resets a changed password.
+kafka_scram_user() {
+    java -cp "$KAFKA_JARS/*" -Dlog4j2.configurationFile="$STACK_DIR/kafka/log4j2.properties" \
+        kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter --entity-type users \
+        --entity-name "$KAFKA_SASL_USER" --add-config "SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" \
+        >>"$KAFKA_LOG" 2>&1 9>&- || fail_service kafka "could not create the SCRAM user $KAFKA_SASL_USER" "$KAFKA_LOG"
 }
 
 # Format the data dir once (KRaft needs a cluster id written into it before first start).
@@ -283,7 +329,9 @@ kafka_launch() {
     mkdir -p "$KAFKA_DIR"
     check_port_free kafka "$KAFKA_PORT" "$KAFKA_LOG"
     check_port_free kafka "$KAFKA_CONTROLLER_PORT" "$KAFKA_LOG"
+    check_port_free kafka "$KAFKA_SASL_PORT" "$KAFKA_LOG"
     kafka_fetch
+    kafka_tls
     kafka_write_config
     kafka_format
     spawn "$KAFKA_PID" "$KAFKA_LOG" java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
@@ -292,14 +340,41 @@ kafka_launch() {
         || fail_service kafka "could not start" "$KAFKA_LOG"
 }
 
+# True if the SCRAM user can log in on the SASL_SSL listener and list the brokers (needs
+# confluent_kafka). Returns quickly on a refused login.
+kafka_sasl_authenticates() {
+    [[ -n $KAFKA_PROBE_PY ]] || return 1
+    "$KAFKA_PROBE_PY" - "$HOST:$KAFKA_SASL_PORT" "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD" "$KAFKA_TLS/ca.pem" <<'EOF'
+import sys
+from confluent_kafka.admin import AdminClient
+servers, user, password, ca = sys.argv[1:]
+config = {"bootstrap.servers": servers, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+          "sasl.username": user, "sasl.password": password, "ssl.ca.location": ca}
+sys.exit(0 if AdminClient(config).list_topics(timeout=3).brokers else 1)
+EOF
+}
+
+# Ready = the listener accepts connections, and (with confluent_kafka) the SCRAM user logs in over TLS.
+kafka_sasl_probe() {
+    port_open "$KAFKA_SASL_PORT" || return 1
+    [[ -z $KAFKA_PROBE_PY ]] || kafka_sasl_authenticates
+}
+
 kafka_wait() {
     KAFKA_PROBE_PY=$(find_python || true)
     wait_ready kafka "$KAFKA_PID" "$KAFKA_MARKER" "$KAFKA_LOG" kafka_probe
+    # A broker started by an older stack.sh runs on a server.properties without the listener.
+    grep -q "^listeners=.*SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$KAFKA_CONF" || fail_service kafka \
+        "running without the SASL_SSL listener on :$KAFKA_SASL_PORT (started by an older stack.sh); run: bash stack/stack.sh restart kafka" "$KAFKA_LOG"
+    kafka_sasl_authenticates >/dev/null 2>&1 || kafka_scram_user
+    wait_ready kafka "$KAFKA_PID" "$KAFKA_MARKER" "$KAFKA_LOG" kafka_sasl_probe
 }
 
 kafka_stop() { stop_pid "$(read_pid "$KAFKA_PID")" "${1:-TERM}"; rm -f "$KAFKA_PID"; }
 
-kafka_addr() { echo "$HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"; }
+kafka_addr() {
+    echo "$HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT; SASL_SSL SCRAM-SHA-512 :$KAFKA_SASL_PORT user=$KAFKA_SASL_USER)"
+}
 
 # --------------------------------------------------------------------------- registry
 
@@ -625,6 +700,10 @@ write_env() {
 # Written by stack/stack.sh. Plain KEY=VALUE lines: \`set -a; . .stack/env; set +a\` in a shell.
 EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT
 EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=$REGISTRY_URL/apis/ccompat/v7
+OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS=$HOST:$KAFKA_SASL_PORT
+OUTBOX_TEST_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER
+OUTBOX_TEST_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
+OUTBOX_TEST_KAFKA_CA_LOCATION=$KAFKA_TLS/ca.pem
 OUTBOX_TEST_POSTGRES_URL=postgres://$DB_USER:$DB_PASSWORD@$HOST:$POSTGRES_PORT/$DB_NAME
 OUTBOX_TEST_MYSQL_URL=mysql://$DB_USER:$DB_PASSWORD@$HOST:$MARIADB_PORT/$DB_NAME
 OUTBOX_TEST_REDIS_URL=redis://$HOST:$REDIS_PORT/0

@@ -15,6 +15,7 @@ for there fails the test instead of skipping it.
 import os
 import socket
 import uuid
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import pytest
@@ -76,6 +77,56 @@ def kafka_stack():
     return kafka_tools.StackClients(
         settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS, settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL
     )
+
+
+# What `make stack-up` writes to .stack/env about Kafka's SASL_SSL listener.
+SASL_VARIABLES = (
+    "OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS",
+    "OUTBOX_TEST_KAFKA_SASL_USERNAME",
+    "OUTBOX_TEST_KAFKA_SASL_PASSWORD",
+    "OUTBOX_TEST_KAFKA_CA_LOCATION",
+)
+
+
+class SecuredListener(NamedTuple):
+    """The stack's second Kafka listener: SASL_SSL, SCRAM-SHA-512, a certificate from the stack's own CA."""
+
+    bootstrap_servers: str
+    username: str
+    password: str
+    ca_location: str
+
+    def kafka_config(self, password=None) -> dict:
+        """What an operator puts in EVENT_BUS_OUTBOX_KAFKA_CONFIG for this listener."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.username,
+            "sasl.password": self.password if password is None else password,
+            "ssl.ca.location": self.ca_location,
+        }
+
+    def use(self, settings, password=None):
+        """Point every client the package builds at this listener (and only at it)."""
+        settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = self.bootstrap_servers
+        settings.EVENT_BUS_OUTBOX_KAFKA_CONFIG = self.kafka_config(password)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(kafka_stack):
+    """
+    The SASL_SSL listener. A stack whose .stack/env does not describe one predates it: that is a
+    failure, never a skip, or the secured-cluster tests would silently stop testing anything.
+    """
+    values = {name: os.environ.get(name) for name in SASL_VARIABLES}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} missing from .stack/env: this stack has no SASL_SSL listener; "
+            "run `make stack-up` (stack/stack.sh up) again to open it",
+            pytrace=False,
+        )
+    return SecuredListener(*values.values())
 
 
 @pytest.fixture(autouse=True)
