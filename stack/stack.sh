@@ -21,6 +21,8 @@ ROOT="$(cd "$STACK_DIR/.." && pwd)"
 STATE="$ROOT/.stack"
 STACK_CACHE="${STACK_CACHE:-$HOME/.cache/edx-event-bus-outbox}"
 ENV_FILE="$STATE/env"
+TLS_DIR="$STATE/tls"                 # the stack's CA and server certificate (stack_tls)
+TLS_STOREPASS=outbox-stack-keystore  # of the PKCS12 key stores in it
 
 SERVICES=(kafka registry postgres mariadb redis)
 
@@ -32,6 +34,7 @@ KAFKA_CONTROLLER_PORT="${STACK_KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_SASL_PORT="${STACK_KAFKA_SASL_PORT:-9094}"
 REGISTRY_PORT="${STACK_REGISTRY_PORT:-8081}"
 REGISTRY_MGMT_PORT="${STACK_REGISTRY_MGMT_PORT:-9001}"
+REGISTRY_TLS_PORT="${STACK_REGISTRY_TLS_PORT:-8444}"
 POSTGRES_PORT="${STACK_POSTGRES_PORT:-5433}"
 MARIADB_PORT="${STACK_MARIADB_PORT:-3307}"
 REDIS_PORT="${STACK_REDIS_PORT:-6380}"
@@ -171,6 +174,33 @@ ensure_packages() {
     fi
 }
 
+# A CA and a server certificate, for Kafka's SASL_SSL listener and the registry's HTTPS port,
+# made once with the JDK's keytool (no openssl needed). Clients trust ca.pem; the server
+# certificate names IP 127.0.0.1, as clients check the host name (librdkafka's default
+# ssl.endpoint.identification.algorithm=https, and Python's ssl). Python 3.13 verifies strictly
+# (VERIFY_X509_STRICT): the CA needs its key usage extension. stack_tls SERVICE LOG
+stack_tls() {
+    local service=$1 log=$2
+    [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/server.p12 ]] && return 0
+    local tmp="$TLS_DIR.tmp.$$" pass="$TLS_STOREPASS"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    local kt=(keytool -noprompt -storetype PKCS12 -storepass "$pass" -keypass "$pass")
+    {
+        "${kt[@]}" -genkeypair -alias ca -dname "CN=edx-event-bus-outbox stack CA" -keyalg RSA -keysize 2048 \
+            -validity 3650 -ext bc:c -ext KU:c=keyCertSign,cRLSign -keystore "$tmp/ca.p12" &&
+        "${kt[@]}" -exportcert -rfc -alias ca -keystore "$tmp/ca.p12" -file "$tmp/ca.pem" &&
+        "${kt[@]}" -genkeypair -alias server -dname "CN=$HOST" -keyalg RSA -keysize 2048 -validity 3650 \
+            -keystore "$tmp/server.p12" &&
+        "${kt[@]}" -certreq -alias server -keystore "$tmp/server.p12" -file "$tmp/server.csr" &&
+        "${kt[@]}" -gencert -alias ca -keystore "$tmp/ca.p12" -infile "$tmp/server.csr" -outfile "$tmp/server.pem" \
+            -rfc -validity 3650 -ext "SAN=IP:$HOST,DNS:localhost" -ext KU=digitalSignature,keyEncipherment \
+            -ext EKU=serverAuth &&
+        "${kt[@]}" -importcert -alias ca -file "$tmp/ca.pem" -keystore "$tmp/server.p12" &&
+        "${kt[@]}" -importcert -alias server -file "$tmp/server.pem" -keystore "$tmp/server.p12"
+    } >>"$log" 2>&1 9>&- || { rm -rf "$tmp"; fail_service "$service" "keytool could not make the TLS certificates" "$log"; }
+    rm -rf "$TLS_DIR" && mv "$tmp" "$TLS_DIR"
+}
+
 # A Python with confluent_kafka, for the Kafka readiness probe (optional).
 find_python() {
     local py
@@ -193,8 +223,6 @@ KAFKA_PID="$KAFKA_DIR/pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
 KAFKA_CONF="$KAFKA_DIR/server.properties"
 KAFKA_DATA="$KAFKA_DIR/data"
-KAFKA_TLS="$KAFKA_DIR/tls"
-KAFKA_TLS_STOREPASS=outbox-stack-keystore
 # What identifies our broker in `ps` (used to tell our process from a recycled pid).
 KAFKA_MARKER="kafka.Kafka $KAFKA_CONF"
 # The jar folder is named after a hash of the pom, so editing the pom (a version bump)
@@ -228,12 +256,12 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 # The secured listener: SCRAM-SHA-512 over TLS, with a certificate from the stack's own CA
-# (kafka_tls). No authorizer: any authenticated user may do anything, as on PLAINTEXT.
+# (stack_tls). No authorizer: any authenticated user may do anything, as on PLAINTEXT.
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.ssl.keystore.type=PKCS12
-listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_TLS/broker.p12
-listener.name.sasl_ssl.ssl.keystore.password=$KAFKA_TLS_STOREPASS
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$TLS_STOREPASS
 log.dirs=$KAFKA_DATA
 num.partitions=1
 auto.create.topics.enable=true
@@ -255,30 +283,6 @@ group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=5000
 EOF
-}
-
-# A CA and a broker certificate for the SASL_SSL listener, made once with the JDK's keytool
-# (no openssl needed). Clients trust ca.pem; the broker certificate names IP 127.0.0.1, as
-# librdkafka checks the host name (ssl.endpoint.identification.algorithm=https).
-kafka_tls() {
-    [[ -s $KAFKA_TLS/ca.pem && -s $KAFKA_TLS/broker.p12 ]] && return 0
-    local tmp="$KAFKA_TLS.tmp.$$" pass="$KAFKA_TLS_STOREPASS"
-    rm -rf "$tmp" && mkdir -p "$tmp"
-    local kt=(keytool -noprompt -storetype PKCS12 -storepass "$pass" -keypass "$pass")
-    {
-        "${kt[@]}" -genkeypair -alias ca -dname "CN=edx-event-bus-outbox stack CA" -keyalg RSA -keysize 2048 \
-            -validity 3650 -ext bc:c -keystore "$tmp/ca.p12" &&
-        "${kt[@]}" -exportcert -rfc -alias ca -keystore "$tmp/ca.p12" -file "$tmp/ca.pem" &&
-        "${kt[@]}" -genkeypair -alias broker -dname "CN=$HOST" -keyalg RSA -keysize 2048 -validity 3650 \
-            -keystore "$tmp/broker.p12" &&
-        "${kt[@]}" -certreq -alias broker -keystore "$tmp/broker.p12" -file "$tmp/broker.csr" &&
-        "${kt[@]}" -gencert -alias ca -keystore "$tmp/ca.p12" -infile "$tmp/broker.csr" -outfile "$tmp/broker.pem" \
-            -rfc -validity 3650 -ext "SAN=IP:$HOST,DNS:localhost" -ext KU=digitalSignature,keyEncipherment \
-            -ext EKU=serverAuth &&
-        "${kt[@]}" -importcert -alias ca -file "$tmp/ca.pem" -keystore "$tmp/broker.p12" &&
-        "${kt[@]}" -importcert -alias broker -file "$tmp/broker.pem" -keystore "$tmp/broker.p12"
-    } >>"$KAFKA_LOG" 2>&1 9>&- || { rm -rf "$tmp"; fail_service kafka "keytool could not make the TLS certificates" "$KAFKA_LOG"; }
-    rm -rf "$KAFKA_TLS" && mv "$tmp" "$KAFKA_TLS"
 }
 
 # The SCRAM user, through the PLAINTEXT listener once the broker is up. An upsert: it works on a
@@ -331,7 +335,7 @@ kafka_launch() {
     check_port_free kafka "$KAFKA_CONTROLLER_PORT" "$KAFKA_LOG"
     check_port_free kafka "$KAFKA_SASL_PORT" "$KAFKA_LOG"
     kafka_fetch
-    kafka_tls
+    stack_tls kafka "$KAFKA_LOG"
     kafka_write_config
     kafka_format
     spawn "$KAFKA_PID" "$KAFKA_LOG" java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
@@ -344,7 +348,7 @@ kafka_launch() {
 # confluent_kafka). Returns quickly on a refused login.
 kafka_sasl_authenticates() {
     [[ -n $KAFKA_PROBE_PY ]] || return 1
-    "$KAFKA_PROBE_PY" - "$HOST:$KAFKA_SASL_PORT" "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD" "$KAFKA_TLS/ca.pem" <<'EOF'
+    "$KAFKA_PROBE_PY" - "$HOST:$KAFKA_SASL_PORT" "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD" "$TLS_DIR/ca.pem" <<'EOF'
 import sys
 from confluent_kafka.admin import AdminClient
 servers, user, password, ca = sys.argv[1:]
@@ -385,6 +389,7 @@ REGISTRY_DATA="$REGISTRY_DIR/data"
 REGISTRY_HOME="$STACK_CACHE/apicurio-registry-$APICURIO_VERSION"
 REGISTRY_MARKER="-Dstack.registry=$ROOT"
 REGISTRY_URL="http://$HOST:$REGISTRY_PORT"
+REGISTRY_TLS_URL="https://$HOST:$REGISTRY_TLS_PORT"
 
 registry_fetch() {
     [[ -f $REGISTRY_HOME/quarkus-run.jar ]] && return 0
@@ -429,9 +434,11 @@ registry_java_from_pypi() {
 registry_running() { pid_alive "$REGISTRY_PID" "$REGISTRY_MARKER"; }
 
 # Ready = health says UP and the Confluent API answers (an empty registry lists []).
+# The HTTPS port must answer too, with a certificate the stack's CA signed.
 registry_probe() {
     [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$HOST:$REGISTRY_MGMT_PORT/health/ready") == 200 ]] &&
-        curl -sf "$REGISTRY_URL/apis/ccompat/v7/subjects" | grep -q '^\['
+        curl -sf "$REGISTRY_URL/apis/ccompat/v7/subjects" | grep -q '^\[' &&
+        curl -sf --cacert "$TLS_DIR/ca.pem" "$REGISTRY_TLS_URL/apis/ccompat/v7/subjects" | grep -q '^\['
 }
 
 registry_launch() {
@@ -439,7 +446,9 @@ registry_launch() {
     mkdir -p "$REGISTRY_DIR" "$REGISTRY_DATA"
     check_port_free registry "$REGISTRY_PORT" "$REGISTRY_LOG"
     check_port_free registry "$REGISTRY_MGMT_PORT" "$REGISTRY_LOG"
+    check_port_free registry "$REGISTRY_TLS_PORT" "$REGISTRY_LOG"
     registry_fetch
+    stack_tls registry "$REGISTRY_LOG"
     local java
     java=$(registry_java) || fail_service registry \
         "Apicurio $APICURIO_VERSION needs Java 21+; none found (set STACK_REGISTRY_JAVA=/path/to/java)" "$REGISTRY_LOG"
@@ -455,6 +464,10 @@ registry_launch() {
         cd "$REGISTRY_DIR"
         export QUARKUS_HTTP_HOST=$HOST QUARKUS_HTTP_PORT=$REGISTRY_PORT
         export QUARKUS_MANAGEMENT_HOST=$HOST QUARKUS_MANAGEMENT_PORT=$REGISTRY_MGMT_PORT
+        # HTTPS beside HTTP, for the tests of EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG's ssl.ca.location.
+        export QUARKUS_HTTP_SSL_PORT=$REGISTRY_TLS_PORT QUARKUS_HTTP_INSECURE_REQUESTS=enabled
+        export QUARKUS_HTTP_SSL_CERTIFICATE_KEY_STORE_FILE="$TLS_DIR/server.p12"
+        export QUARKUS_HTTP_SSL_CERTIFICATE_KEY_STORE_PASSWORD="$TLS_STOREPASS"
         export APICURIO_RULES_GLOBAL_COMPATIBILITY=BACKWARD
         export APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED=false
         # GET /subjects lists at most this many (default 1000; Confluent has no cap). The
@@ -466,11 +479,19 @@ registry_launch() {
     ) || fail_service registry "could not start" "$REGISTRY_LOG"
 }
 
-registry_wait() { wait_ready registry "$REGISTRY_PID" "$REGISTRY_MARKER" "$REGISTRY_LOG" registry_probe; }
+registry_wait() {
+    # A registry started by an older stack.sh has no HTTPS port: say so instead of waiting for it.
+    local pid
+    pid=$(read_pid "$REGISTRY_PID")
+    if [[ -n $pid ]] && ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QUARKUS_HTTP_SSL_PORT=$REGISTRY_TLS_PORT"; then
+        fail_service registry "running without the HTTPS port :$REGISTRY_TLS_PORT (started by an older stack.sh); run: bash stack/stack.sh restart registry" "$REGISTRY_LOG"
+    fi
+    wait_ready registry "$REGISTRY_PID" "$REGISTRY_MARKER" "$REGISTRY_LOG" registry_probe
+}
 
 registry_stop() { stop_pid "$(read_pid "$REGISTRY_PID")" "${1:-TERM}"; rm -f "$REGISTRY_PID"; }
 
-registry_addr() { echo "$REGISTRY_URL/apis/ccompat/v7 (health :$REGISTRY_MGMT_PORT/health/ready)"; }
+registry_addr() { echo "$REGISTRY_URL/apis/ccompat/v7 (HTTPS :$REGISTRY_TLS_PORT; health :$REGISTRY_MGMT_PORT/health/ready)"; }
 
 # --------------------------------------------------------------------------- postgres
 
@@ -703,7 +724,8 @@ EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=$REGISTRY_URL/apis/ccompat/v7
 OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS=$HOST:$KAFKA_SASL_PORT
 OUTBOX_TEST_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER
 OUTBOX_TEST_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
-OUTBOX_TEST_KAFKA_CA_LOCATION=$KAFKA_TLS/ca.pem
+OUTBOX_TEST_KAFKA_CA_LOCATION=$TLS_DIR/ca.pem
+OUTBOX_TEST_REGISTRY_TLS_URL=$REGISTRY_TLS_URL/apis/ccompat/v7
 OUTBOX_TEST_POSTGRES_URL=postgres://$DB_USER:$DB_PASSWORD@$HOST:$POSTGRES_PORT/$DB_NAME
 OUTBOX_TEST_MYSQL_URL=mysql://$DB_USER:$DB_PASSWORD@$HOST:$MARIADB_PORT/$DB_NAME
 OUTBOX_TEST_REDIS_URL=redis://$HOST:$REDIS_PORT/0

@@ -79,22 +79,27 @@ def kafka_stack():
     )
 
 
-# What `make stack-up` writes to .stack/env about Kafka's SASL_SSL listener.
-SASL_VARIABLES = (
+# What `make stack-up` writes to .stack/env about Kafka's SASL_SSL listener and the registry's HTTPS port.
+SECURED_VARIABLES = (
     "OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS",
     "OUTBOX_TEST_KAFKA_SASL_USERNAME",
     "OUTBOX_TEST_KAFKA_SASL_PASSWORD",
     "OUTBOX_TEST_KAFKA_CA_LOCATION",
+    "OUTBOX_TEST_REGISTRY_TLS_URL",
 )
 
 
-class SecuredListener(NamedTuple):
-    """The stack's second Kafka listener: SASL_SSL, SCRAM-SHA-512, a certificate from the stack's own CA."""
+class SecuredStack(NamedTuple):
+    """
+    Kafka's second listener (SASL_SSL, SCRAM-SHA-512) and the registry's HTTPS port, both with a
+    certificate from the stack's own CA.
+    """
 
     bootstrap_servers: str
     username: str
     password: str
     ca_location: str
+    registry_url: str
 
     def kafka_config(self, password=None) -> dict:
         """What an operator puts in EVENT_BUS_OUTBOX_KAFKA_CONFIG for this listener."""
@@ -107,26 +112,29 @@ class SecuredListener(NamedTuple):
         }
 
     def use(self, settings, password=None):
-        """Point every client the package builds at this listener (and only at it)."""
+        """Point every client the package builds at the secured listener and port (and only at them)."""
         settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = self.bootstrap_servers
         settings.EVENT_BUS_OUTBOX_KAFKA_CONFIG = self.kafka_config(password)
+        settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = self.registry_url
+        settings.EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG = {"ssl.ca.location": self.ca_location}
 
 
 @pytest.fixture(scope="session")
-def secured_kafka(kafka_stack):
+def secured_stack(kafka_stack):
     """
-    The SASL_SSL listener. A stack whose .stack/env does not describe one predates it: that is a
-    failure, never a skip, or the secured-cluster tests would silently stop testing anything.
+    The SASL_SSL listener and the registry's HTTPS port. A stack whose .stack/env does not describe
+    them predates them: that is a failure, never a skip, or the secured-cluster tests would
+    silently stop testing anything.
     """
-    values = {name: os.environ.get(name) for name in SASL_VARIABLES}
+    values = {name: os.environ.get(name) for name in SECURED_VARIABLES}
     missing = [name for name, value in values.items() if not value]
     if missing:
         pytest.fail(
-            f"{', '.join(missing)} missing from .stack/env: this stack has no SASL_SSL listener; "
-            "run `make stack-up` (stack/stack.sh up) again to open it",
+            f"{', '.join(missing)} missing from .stack/env: this stack has no SASL_SSL listener or HTTPS "
+            "registry port; run `make stack-up` (stack/stack.sh up) again to open them",
             pytrace=False,
         )
-    return SecuredListener(*values.values())
+    return SecuredStack(*values.values())
 
 
 @pytest.fixture(autouse=True)

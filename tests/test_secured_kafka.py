@@ -1,9 +1,11 @@
 """
-Every Kafka client of the package against the stack's SASL_SSL listener (SCRAM-SHA-512 over TLS).
+Every Kafka client of the package against the stack's SASL_SSL listener (SCRAM-SHA-512 over TLS),
+and every registry client against the registry's HTTPS port.
 
-Each test points ``EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS`` at that listener only, so a client that
-did not take ``EVENT_BUS_OUTBOX_KAFKA_CONFIG`` could not reach the broker at all. The tests
-read and write their fixtures through the PLAINTEXT listener of the same broker.
+Each test points ``EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS`` at that listener only, and the registry URL
+at that port only, so a client that did not take ``EVENT_BUS_OUTBOX_KAFKA_CONFIG`` or
+``EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG`` (with the stack's CA) could not work at all. The
+tests read and write their fixtures through the PLAINTEXT listener and HTTP port.
 """
 
 import json
@@ -14,6 +16,7 @@ import pytest
 from django.db import transaction
 
 from edx_event_bus_outbox.kafka import errors as kafka_errors
+from edx_event_bus_outbox.kafka.config import schema_registry_client
 from edx_event_bus_outbox.kafka.headers import header_values
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.outbox import on_commit
@@ -34,18 +37,18 @@ def ce_ids(messages):
     return [header_values(m.headers(), "ce_id")[0] for m in messages]
 
 
-def test_the_relay_publishes_over_sasl_ssl(topic, kafka_stack, secured_kafka, settings):
+def test_the_relay_publishes_over_sasl_ssl(topic, kafka_stack, secured_stack, settings):
     written = write_events(topic, 20, keys=4)
-    secured_kafka.use(settings)
+    secured_stack.use(settings)
     relay = drain(topic)
     assert relay.sent_total == 20
     assert sorted(ce_ids(kafka_stack.read_all(topic, expected=20))) == sorted(str(m.id) for m in written)
     assert not OutboxEvent.objects.exclude(status=OutboxEvent.STATUS.sent).exists()
 
 
-def test_the_on_commit_mode_publishes_over_sasl_ssl(bus, topic, kafka_stack, secured_kafka, settings, monkeypatch):
+def test_the_on_commit_mode_publishes_over_sasl_ssl(bus, topic, kafka_stack, secured_stack, settings, monkeypatch):
     monkeypatch.setattr(on_commit, "_producer", None)  # one producer per process: make this test's own
-    secured_kafka.use(settings)
+    secured_stack.use(settings)
     signal, key_field, data = enrollment_event()
     route(bus, signal, key_field, topics=(topic,), mode="on-commit")
     with transaction.atomic():
@@ -57,13 +60,13 @@ def test_the_on_commit_mode_publishes_over_sasl_ssl(bus, topic, kafka_stack, sec
     assert OutboxEvent.objects.count() == 0
 
 
-def test_the_consumer_and_its_dead_letter_producer_work_over_sasl_ssl(topic, kafka_stack, secured_kafka, settings):
+def test_the_consumer_and_its_dead_letter_producer_work_over_sasl_ssl(topic, kafka_stack, secured_stack, settings):
     dead_letter_topic = f"{topic}-dlt"
     kafka_stack.create_topic(dead_letter_topic)
     good, unusable = good_message(topic), good_message(topic)
     unusable.message["value"] = framed(2**31 - 1, b"no such schema id")  # the registry has no such id
     produce_raw(topic, [unusable.message, good.message], partition=0)  # through PLAINTEXT
-    secured_kafka.use(settings)
+    secured_stack.use(settings)
     settings.EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG = {"auto.offset.reset": "earliest"}  # on top of the SASL ones
     settings.EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC = dead_letter_topic
 
@@ -77,11 +80,11 @@ def test_the_consumer_and_its_dead_letter_producer_work_over_sasl_ssl(topic, kaf
 
 
 def test_a_wrong_password_keeps_rows_pending_says_why_and_the_relay_waits(
-    topic, kafka_stack, secured_kafka, settings, caplog, monkeypatch
+    topic, kafka_stack, secured_stack, settings, caplog, monkeypatch
 ):
     written = write_events(topic, 5)
     payloads = json.dumps([row.payload for row in OutboxEvent.objects.all()])
-    secured_kafka.use(settings, password=WRONG_PASSWORD)
+    secured_stack.use(settings, password=WRONG_PASSWORD)
     monkeypatch.setattr(kafka_errors, "_operator_error_logged_at", {})  # log the refusal in this test too
     caplog.set_level(logging.INFO)
 
@@ -105,11 +108,19 @@ def test_a_wrong_password_keeps_rows_pending_says_why_and_the_relay_waits(
     status = manage("outbox_status", "--json")
     assert json.loads(status.stdout)["lanes"][0]["pending"] == 5
     for text in (caplog.text, status.stdout, status.stderr, *OutboxEvent.objects.values_list("last_error", flat=True)):
-        assert WRONG_PASSWORD not in (text or "") and secured_kafka.password not in (text or "")
+        assert WRONG_PASSWORD not in (text or "") and secured_stack.password not in (text or "")
     pii = [value for row in json.loads(payloads) for value in row["enrollment"]["user"]["pii"].values()]
     assert pii and not [value for value in pii if value in caplog.text]
 
     # The configuration fixed, a relay publishes every row: nothing was lost.
-    secured_kafka.use(settings)
+    secured_stack.use(settings)
     assert drain(topic).sent_total == 5
     assert sorted(ce_ids(kafka_stack.read_all(topic, expected=5))) == sorted(str(m.id) for m in written)
+
+
+def test_the_registry_client_needs_the_ca_from_its_settings(secured_stack, settings):
+    secured_stack.use(settings)
+    assert isinstance(schema_registry_client().get_subjects(), list)
+    settings.EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG = {}  # the system's CAs only: the stack's CA is not one
+    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):  # httpx's ConnectError
+        schema_registry_client().get_subjects()
