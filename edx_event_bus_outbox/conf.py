@@ -126,6 +126,23 @@ def require_heartbeat_file(name, value):
     return str(value)
 
 
+def require_client_properties(name, value) -> dict:
+    """
+    A dict of client property names (strings) to values, as librdkafka and ``SchemaRegistryClient``
+    take them. Errors never show a value: it may be a password.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse(name, "a dict of librdkafka property names to values", value, secret=True)
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise _refuse(name, "a dict of librdkafka property names to values", key, secret=True)
+        if item is None or isinstance(item, (dict, list, tuple, set, bytes)):
+            raise _refuse(f"{name}[{key!r}]", "a string, a number, a boolean or a callable", item, secret=True)
+    return dict(value)
+
+
 def check_relay_timing(lease_seconds, poll_interval, *, lease_name, poll_name):
     """The lease leaves room for a batch to settle, and an idle relay looks again before it has long lapsed."""
     if lease_seconds < RELAY_MIN_LEASE_SECONDS:
@@ -202,6 +219,43 @@ def schema_registry_timeout():
     #   consumer waits). Without a timeout, a registry that accepts the connection but never
     #   answers would block the process for good; confluent-kafka's default is no timeout.
     return _checked("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS", 10.0, require_positive_seconds)
+
+
+def kafka_client_config():
+    # .. setting_name: EVENT_BUS_OUTBOX_KAFKA_CONFIG
+    # .. setting_default: {}
+    # .. setting_description: librdkafka properties merged into every Kafka client the package
+    #   builds: the relay's producer, the ``on-commit`` producer, the consumer and its dead-letter
+    #   producer. For SASL/SCRAM, mTLS, OAUTHBEARER or AWS MSK IAM, e.g.
+    #   ``{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "...",
+    #   "sasl.password": "...", "ssl.ca.location": "/etc/kafka/ca.pem"}``. Applied on top of what
+    #   ``EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS`` and ``EVENT_BUS_KAFKA_API_KEY``/``_SECRET`` give; the
+    #   consumer applies ``EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG`` on top of it. The properties the
+    #   package owns (``enable.idempotence``, ``acks``, ``message.timeout.ms``, ``group.id``,
+    #   ``enable.auto.commit``...) are refused at startup. Secret values are never logged. See
+    #   docs/security.rst.
+    return _checked("EVENT_BUS_OUTBOX_KAFKA_CONFIG", {}, require_client_properties)
+
+
+def schema_registry_client_config():
+    # .. setting_name: EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG
+    # .. setting_default: {}
+    # .. setting_description: ``SchemaRegistryClient`` settings merged into every schema registry
+    #   client the package builds, e.g. ``{"ssl.ca.location": "/etc/registry/ca.pem",
+    #   "ssl.certificate.location": "...", "ssl.key.location": "...", "basic.auth.user.info":
+    #   "user:password"}``. Applied on top of the basic auth that
+    #   ``EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY``/``_SECRET`` give. ``url`` and ``timeout`` are
+    #   refused: they come from ``EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL`` and
+    #   ``EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS``.
+    return _checked("EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG", {}, require_client_properties)
+
+
+def _client_properties_not_owned():
+    # The properties the package owns are Kafka knowledge, kept in kafka/config.py (ADR 13); imported
+    # here, when called, because that module reads this one.
+    from .kafka.config import check_client_properties
+
+    check_client_properties()
 
 
 def topic_prefix():
@@ -606,13 +660,12 @@ def consumer_kafka_config():
     # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG
     # .. setting_default: {}
     # .. setting_description: Extra librdkafka consumer properties, e.g.
-    #   ``{"auto.offset.reset": "earliest", "session.timeout.ms": 30000}``. ``group.id``,
-    #   ``enable.auto.commit`` and ``enable.auto.offset.store`` are refused: the consumer commits
-    #   offsets itself, after processing, to be at-least-once.
-    config = _get("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", {}) or {}
-    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
-        raise _refuse("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", "a dict of librdkafka property names to values", config)
-    return dict(config)
+    #   ``{"auto.offset.reset": "earliest", "session.timeout.ms": 30000}``, applied on top of
+    #   ``EVENT_BUS_OUTBOX_KAFKA_CONFIG``. The properties the package owns are refused at startup
+    #   (``group.id``, ``enable.auto.commit`` and ``enable.auto.offset.store`` among them: the
+    #   consumer commits offsets itself, after processing, to be at-least-once); see
+    #   docs/security.rst.
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", {}, require_client_properties)
 
 
 def consumer_commit_interval():
@@ -757,6 +810,8 @@ CHECKS = (
     schema_registry_api_key,
     schema_registry_api_secret,
     schema_registry_timeout,
+    kafka_client_config,
+    schema_registry_client_config,
     topic_prefix,
     audit_logging_enabled,
     default_sink,
@@ -803,6 +858,7 @@ CHECKS = (
     _kafka_credentials_paired,
     _redis_url_when_a_topic_uses_redis,
     _on_commit_topics_use_kafka,
+    _client_properties_not_owned,
     _relay_timing,  # relations between two settings
 )
 

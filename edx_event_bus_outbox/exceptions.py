@@ -116,3 +116,16 @@ class ReplayStopped(OutboxError):
             f"{resume_after_id} was published. Fix the cause (is the broker reachable?), then resume with the "
             f"same options and --after-id {resume_after_id}."
         )
+
+
+class OwnedPropertyError(OutboxConfigurationError):
+    """A client settings dict names a property the package sets itself (see ADR 13, owned client properties)."""
+
+    def __init__(self, setting, reasons):
+        self.setting = setting
+        self.properties = sorted(reasons)
+        because = "; ".join(f"{name!r}: {reasons[name]}" for name in self.properties)
+        super().__init__(
+            f"{setting} may not set {', '.join(map(repr, self.properties))}, which the package sets itself "
+            f"({because}). Remove {'it' if len(reasons) == 1 else 'them'} from {setting}."
+        )

@@ -21,6 +21,8 @@ ROOT="$(cd "$STACK_DIR/.." && pwd)"
 STATE="$ROOT/.stack"
 STACK_CACHE="${STACK_CACHE:-$HOME/.cache/edx-event-bus-outbox}"
 ENV_FILE="$STATE/env"
+TLS_DIR="$STATE/tls"                 # the stack's CA and server certificate (stack_tls)
+TLS_STOREPASS=outbox-stack-keystore  # of the PKCS12 key stores in it
 
 SERVICES=(kafka registry postgres mariadb redis)
 
@@ -29,8 +31,10 @@ SERVICES=(kafka registry postgres mariadb redis)
 HOST=127.0.0.1
 KAFKA_PORT="${STACK_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${STACK_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${STACK_KAFKA_SASL_PORT:-9094}"
 REGISTRY_PORT="${STACK_REGISTRY_PORT:-8081}"
 REGISTRY_MGMT_PORT="${STACK_REGISTRY_MGMT_PORT:-9001}"
+REGISTRY_TLS_PORT="${STACK_REGISTRY_TLS_PORT:-8444}"
 POSTGRES_PORT="${STACK_POSTGRES_PORT:-5433}"
 MARIADB_PORT="${STACK_MARIADB_PORT:-3307}"
 REDIS_PORT="${STACK_REDIS_PORT:-6380}"
@@ -39,6 +43,9 @@ APICURIO_VERSION=3.3.3
 DB_USER=outbox
 DB_PASSWORD=outbox
 DB_NAME=outbox
+# The SCRAM-SHA-512 user of Kafka's SASL_SSL listener. A test stack's password, like the databases'.
+KAFKA_SASL_USER=outbox
+KAFKA_SASL_PASSWORD=outbox-scram-password
 
 # Seconds to wait for a service to become ready, and for it to stop before SIGKILL.
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-180}"
@@ -167,6 +174,33 @@ ensure_packages() {
     fi
 }
 
+# A CA and a server certificate, for Kafka's SASL_SSL listener and the registry's HTTPS port,
+# made once with the JDK's keytool (no openssl needed). Clients trust ca.pem; the server
+# certificate names IP 127.0.0.1, as clients check the host name (librdkafka's default
+# ssl.endpoint.identification.algorithm=https, and Python's ssl). Python 3.13 verifies strictly
+# (VERIFY_X509_STRICT): the CA needs its key usage extension. stack_tls SERVICE LOG
+stack_tls() {
+    local service=$1 log=$2
+    [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/server.p12 ]] && return 0
+    local tmp="$TLS_DIR.tmp.$$" pass="$TLS_STOREPASS"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    local kt=(keytool -noprompt -storetype PKCS12 -storepass "$pass" -keypass "$pass")
+    {
+        "${kt[@]}" -genkeypair -alias ca -dname "CN=edx-event-bus-outbox stack CA" -keyalg RSA -keysize 2048 \
+            -validity 3650 -ext bc:c -ext KU:c=keyCertSign,cRLSign -keystore "$tmp/ca.p12" &&
+        "${kt[@]}" -exportcert -rfc -alias ca -keystore "$tmp/ca.p12" -file "$tmp/ca.pem" &&
+        "${kt[@]}" -genkeypair -alias server -dname "CN=$HOST" -keyalg RSA -keysize 2048 -validity 3650 \
+            -keystore "$tmp/server.p12" &&
+        "${kt[@]}" -certreq -alias server -keystore "$tmp/server.p12" -file "$tmp/server.csr" &&
+        "${kt[@]}" -gencert -alias ca -keystore "$tmp/ca.p12" -infile "$tmp/server.csr" -outfile "$tmp/server.pem" \
+            -rfc -validity 3650 -ext "SAN=IP:$HOST,DNS:localhost" -ext KU=digitalSignature,keyEncipherment \
+            -ext EKU=serverAuth &&
+        "${kt[@]}" -importcert -alias ca -file "$tmp/ca.pem" -keystore "$tmp/server.p12" &&
+        "${kt[@]}" -importcert -alias server -file "$tmp/server.pem" -keystore "$tmp/server.p12"
+    } >>"$log" 2>&1 9>&- || { rm -rf "$tmp"; fail_service "$service" "keytool could not make the TLS certificates" "$log"; }
+    rm -rf "$TLS_DIR" && mv "$tmp" "$TLS_DIR"
+}
+
 # A Python with confluent_kafka, for the Kafka readiness probe (optional).
 find_python() {
     local py
@@ -216,11 +250,18 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
+# The secured listener: SCRAM-SHA-512 over TLS, with a certificate from the stack's own CA
+# (stack_tls). No authorizer: any authenticated user may do anything, as on PLAINTEXT.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$TLS_STOREPASS
 log.dirs=$KAFKA_DATA
 num.partitions=1
 auto.create.topics.enable=true
@@ -242,6 +283,15 @@ group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=5000
 EOF
+}
+
+# The SCRAM user, through the PLAINTEXT listener once the broker is up. An upsert: it works on a
+# data dir formatted before the SASL listener existed, and resets a changed password.
+kafka_scram_user() {
+    java -cp "$KAFKA_JARS/*" -Dlog4j2.configurationFile="$STACK_DIR/kafka/log4j2.properties" \
+        kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter --entity-type users \
+        --entity-name "$KAFKA_SASL_USER" --add-config "SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" \
+        >>"$KAFKA_LOG" 2>&1 9>&- || fail_service kafka "could not create the SCRAM user $KAFKA_SASL_USER" "$KAFKA_LOG"
 }
 
 # Format the data dir once (KRaft needs a cluster id written into it before first start).
@@ -283,7 +333,9 @@ kafka_launch() {
     mkdir -p "$KAFKA_DIR"
     check_port_free kafka "$KAFKA_PORT" "$KAFKA_LOG"
     check_port_free kafka "$KAFKA_CONTROLLER_PORT" "$KAFKA_LOG"
+    check_port_free kafka "$KAFKA_SASL_PORT" "$KAFKA_LOG"
     kafka_fetch
+    stack_tls kafka "$KAFKA_LOG"
     kafka_write_config
     kafka_format
     spawn "$KAFKA_PID" "$KAFKA_LOG" java -Xms512m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
@@ -292,14 +344,41 @@ kafka_launch() {
         || fail_service kafka "could not start" "$KAFKA_LOG"
 }
 
+# True if the SCRAM user can log in on the SASL_SSL listener and list the brokers (needs
+# confluent_kafka). Returns quickly on a refused login.
+kafka_sasl_authenticates() {
+    [[ -n $KAFKA_PROBE_PY ]] || return 1
+    "$KAFKA_PROBE_PY" - "$HOST:$KAFKA_SASL_PORT" "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD" "$TLS_DIR/ca.pem" <<'EOF'
+import sys
+from confluent_kafka.admin import AdminClient
+servers, user, password, ca = sys.argv[1:]
+config = {"bootstrap.servers": servers, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+          "sasl.username": user, "sasl.password": password, "ssl.ca.location": ca}
+sys.exit(0 if AdminClient(config).list_topics(timeout=3).brokers else 1)
+EOF
+}
+
+# Ready = the listener accepts connections, and (with confluent_kafka) the SCRAM user logs in over TLS.
+kafka_sasl_probe() {
+    port_open "$KAFKA_SASL_PORT" || return 1
+    [[ -z $KAFKA_PROBE_PY ]] || kafka_sasl_authenticates
+}
+
 kafka_wait() {
     KAFKA_PROBE_PY=$(find_python || true)
     wait_ready kafka "$KAFKA_PID" "$KAFKA_MARKER" "$KAFKA_LOG" kafka_probe
+    # A broker started by an older stack.sh runs on a server.properties without the listener.
+    grep -q "^listeners=.*SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$KAFKA_CONF" || fail_service kafka \
+        "running without the SASL_SSL listener on :$KAFKA_SASL_PORT (started by an older stack.sh); run: bash stack/stack.sh restart kafka" "$KAFKA_LOG"
+    kafka_sasl_authenticates >/dev/null 2>&1 || kafka_scram_user
+    wait_ready kafka "$KAFKA_PID" "$KAFKA_MARKER" "$KAFKA_LOG" kafka_sasl_probe
 }
 
 kafka_stop() { stop_pid "$(read_pid "$KAFKA_PID")" "${1:-TERM}"; rm -f "$KAFKA_PID"; }
 
-kafka_addr() { echo "$HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"; }
+kafka_addr() {
+    echo "$HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT; SASL_SSL SCRAM-SHA-512 :$KAFKA_SASL_PORT user=$KAFKA_SASL_USER)"
+}
 
 # --------------------------------------------------------------------------- registry
 
@@ -310,6 +389,7 @@ REGISTRY_DATA="$REGISTRY_DIR/data"
 REGISTRY_HOME="$STACK_CACHE/apicurio-registry-$APICURIO_VERSION"
 REGISTRY_MARKER="-Dstack.registry=$ROOT"
 REGISTRY_URL="http://$HOST:$REGISTRY_PORT"
+REGISTRY_TLS_URL="https://$HOST:$REGISTRY_TLS_PORT"
 
 registry_fetch() {
     [[ -f $REGISTRY_HOME/quarkus-run.jar ]] && return 0
@@ -354,9 +434,11 @@ registry_java_from_pypi() {
 registry_running() { pid_alive "$REGISTRY_PID" "$REGISTRY_MARKER"; }
 
 # Ready = health says UP and the Confluent API answers (an empty registry lists []).
+# The HTTPS port must answer too, with a certificate the stack's CA signed.
 registry_probe() {
     [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$HOST:$REGISTRY_MGMT_PORT/health/ready") == 200 ]] &&
-        curl -sf "$REGISTRY_URL/apis/ccompat/v7/subjects" | grep -q '^\['
+        curl -sf "$REGISTRY_URL/apis/ccompat/v7/subjects" | grep -q '^\[' &&
+        curl -sf --cacert "$TLS_DIR/ca.pem" "$REGISTRY_TLS_URL/apis/ccompat/v7/subjects" | grep -q '^\['
 }
 
 registry_launch() {
@@ -364,7 +446,9 @@ registry_launch() {
     mkdir -p "$REGISTRY_DIR" "$REGISTRY_DATA"
     check_port_free registry "$REGISTRY_PORT" "$REGISTRY_LOG"
     check_port_free registry "$REGISTRY_MGMT_PORT" "$REGISTRY_LOG"
+    check_port_free registry "$REGISTRY_TLS_PORT" "$REGISTRY_LOG"
     registry_fetch
+    stack_tls registry "$REGISTRY_LOG"
     local java
     java=$(registry_java) || fail_service registry \
         "Apicurio $APICURIO_VERSION needs Java 21+; none found (set STACK_REGISTRY_JAVA=/path/to/java)" "$REGISTRY_LOG"
@@ -380,6 +464,10 @@ registry_launch() {
         cd "$REGISTRY_DIR"
         export QUARKUS_HTTP_HOST=$HOST QUARKUS_HTTP_PORT=$REGISTRY_PORT
         export QUARKUS_MANAGEMENT_HOST=$HOST QUARKUS_MANAGEMENT_PORT=$REGISTRY_MGMT_PORT
+        # HTTPS beside HTTP, for the tests of EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG's ssl.ca.location.
+        export QUARKUS_HTTP_SSL_PORT=$REGISTRY_TLS_PORT QUARKUS_HTTP_INSECURE_REQUESTS=enabled
+        export QUARKUS_HTTP_SSL_CERTIFICATE_KEY_STORE_FILE="$TLS_DIR/server.p12"
+        export QUARKUS_HTTP_SSL_CERTIFICATE_KEY_STORE_PASSWORD="$TLS_STOREPASS"
         export APICURIO_RULES_GLOBAL_COMPATIBILITY=BACKWARD
         export APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED=false
         # GET /subjects lists at most this many (default 1000; Confluent has no cap). The
@@ -391,11 +479,19 @@ registry_launch() {
     ) || fail_service registry "could not start" "$REGISTRY_LOG"
 }
 
-registry_wait() { wait_ready registry "$REGISTRY_PID" "$REGISTRY_MARKER" "$REGISTRY_LOG" registry_probe; }
+registry_wait() {
+    # A registry started by an older stack.sh has no HTTPS port: say so instead of waiting for it.
+    local pid
+    pid=$(read_pid "$REGISTRY_PID")
+    if [[ -n $pid ]] && ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "QUARKUS_HTTP_SSL_PORT=$REGISTRY_TLS_PORT"; then
+        fail_service registry "running without the HTTPS port :$REGISTRY_TLS_PORT (started by an older stack.sh); run: bash stack/stack.sh restart registry" "$REGISTRY_LOG"
+    fi
+    wait_ready registry "$REGISTRY_PID" "$REGISTRY_MARKER" "$REGISTRY_LOG" registry_probe
+}
 
 registry_stop() { stop_pid "$(read_pid "$REGISTRY_PID")" "${1:-TERM}"; rm -f "$REGISTRY_PID"; }
 
-registry_addr() { echo "$REGISTRY_URL/apis/ccompat/v7 (health :$REGISTRY_MGMT_PORT/health/ready)"; }
+registry_addr() { echo "$REGISTRY_URL/apis/ccompat/v7 (HTTPS :$REGISTRY_TLS_PORT; health :$REGISTRY_MGMT_PORT/health/ready)"; }
 
 # --------------------------------------------------------------------------- postgres
 
@@ -625,6 +721,11 @@ write_env() {
 # Written by stack/stack.sh. Plain KEY=VALUE lines: \`set -a; . .stack/env; set +a\` in a shell.
 EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT
 EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=$REGISTRY_URL/apis/ccompat/v7
+OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS=$HOST:$KAFKA_SASL_PORT
+OUTBOX_TEST_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER
+OUTBOX_TEST_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
+OUTBOX_TEST_KAFKA_CA_LOCATION=$TLS_DIR/ca.pem
+OUTBOX_TEST_REGISTRY_TLS_URL=$REGISTRY_TLS_URL/apis/ccompat/v7
 OUTBOX_TEST_POSTGRES_URL=postgres://$DB_USER:$DB_PASSWORD@$HOST:$POSTGRES_PORT/$DB_NAME
 OUTBOX_TEST_MYSQL_URL=mysql://$DB_USER:$DB_PASSWORD@$HOST:$MARIADB_PORT/$DB_NAME
 OUTBOX_TEST_REDIS_URL=redis://$HOST:$REDIS_PORT/0

@@ -15,6 +15,7 @@ for there fails the test instead of skipping it.
 import os
 import socket
 import uuid
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import pytest
@@ -90,6 +91,64 @@ def redis_stack():
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(f"!!! SKIPPED, NOT TESTED: {message}")
     return url
+
+
+# What `make stack-up` writes to .stack/env about Kafka's SASL_SSL listener and the registry's HTTPS port.
+SECURED_VARIABLES = (
+    "OUTBOX_TEST_KAFKA_SASL_BOOTSTRAP_SERVERS",
+    "OUTBOX_TEST_KAFKA_SASL_USERNAME",
+    "OUTBOX_TEST_KAFKA_SASL_PASSWORD",
+    "OUTBOX_TEST_KAFKA_CA_LOCATION",
+    "OUTBOX_TEST_REGISTRY_TLS_URL",
+)
+
+
+class SecuredStack(NamedTuple):
+    """
+    Kafka's second listener (SASL_SSL, SCRAM-SHA-512) and the registry's HTTPS port, both with a
+    certificate from the stack's own CA.
+    """
+
+    bootstrap_servers: str
+    username: str
+    password: str
+    ca_location: str
+    registry_url: str
+
+    def kafka_config(self, password=None) -> dict:
+        """What an operator puts in EVENT_BUS_OUTBOX_KAFKA_CONFIG for this listener."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.username,
+            "sasl.password": self.password if password is None else password,
+            "ssl.ca.location": self.ca_location,
+        }
+
+    def use(self, settings, password=None):
+        """Point every client the package builds at the secured listener and port (and only at them)."""
+        settings.EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = self.bootstrap_servers
+        settings.EVENT_BUS_OUTBOX_KAFKA_CONFIG = self.kafka_config(password)
+        settings.EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = self.registry_url
+        settings.EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG = {"ssl.ca.location": self.ca_location}
+
+
+@pytest.fixture(scope="session")
+def secured_stack(kafka_stack):
+    """
+    The SASL_SSL listener and the registry's HTTPS port. A stack whose .stack/env does not describe
+    them predates them: that is a failure, never a skip, or the secured-cluster tests would
+    silently stop testing anything.
+    """
+    values = {name: os.environ.get(name) for name in SECURED_VARIABLES}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} missing from .stack/env: this stack has no SASL_SSL listener or HTTPS "
+            "registry port; run `make stack-up` (stack/stack.sh up) again to open them",
+            pytrace=False,
+        )
+    return SecuredStack(*values.values())
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from openedx_events.event_bus import EventBusConsumer
 from openedx_events.tooling import OpenEdxPublicSignal
 
 from .. import conf
-from ..kafka.config import CONSUMER_OWNED_PROPERTIES, consumer_config, full_topic, schema_registry_client
+from ..kafka.config import consumer_config, full_topic, kafka_client, schema_registry_client
 from . import dispatch, inbox, monitoring
 from .dead_letter import DeadLetterProducer
 from .decoding import decode
@@ -55,7 +55,7 @@ class KafkaEventConsumer(EventBusConsumer):
         self.group_id = conf.require_string("the consumer group (consume_events -g)", group_id, optional=False)
         self.offset_time = parse_offset_time(offset_time) if offset_time else None
         # Configuration errors fail now, not after joining the group.
-        self.kafka_config = self._kafka_config()
+        self.kafka_config = consumer_config(self.group_id)
         schema_registry_client()
         conf.check_settings()
         self._stopping = threading.Event()
@@ -71,16 +71,6 @@ class KafkaEventConsumer(EventBusConsumer):
             return
         with stop_on_sigterm(self.stop):
             self._run()
-
-    def _kafka_config(self) -> dict:
-        extra = conf.consumer_kafka_config()
-        refused = sorted(set(extra) & set(CONSUMER_OWNED_PROPERTIES))
-        if refused:
-            raise ConsumerConfigurationError(
-                f"EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG may not set {refused}: the group comes from -g, and "
-                "offsets are committed by the consumer after processing. Remove them."
-            )
-        return consumer_config(self.group_id, **extra)
 
     # ------------------------------------------------------------------ the loop
 
@@ -98,7 +88,7 @@ class KafkaEventConsumer(EventBusConsumer):
         # Read once per run, not per message: settings lookups are a measurable share of the loop.
         self._audit = conf.audit_logging_enabled()
         self._errors_limit = conf.consumer_consecutive_errors_limit()
-        consumer = Consumer(self.kafka_config)
+        consumer = kafka_client(Consumer, self.kafka_config)
         self._offsets = OffsetTracker(consumer, conf.consumer_commit_interval())
         consumer.subscribe([self._run_context["full_topic"]], **self._rebalance_callbacks())
         logger.info(

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException, Producer
 
 from .. import conf
 from ..exceptions import OutboxError
-from ..kafka.config import producer_config
+from ..kafka.config import kafka_client, producer_config
 from ..kafka.headers import MessageHeaderError, message_headers
 from .errors import DeadLetterError
 
@@ -134,5 +134,5 @@ class DeadLetterProducer:
 
     def _get_producer(self):
         if self._producer is None:
-            self._producer = Producer(producer_config(**{"message.timeout.ms": int(self.timeout * 1000)}))
+            self._producer = kafka_client(Producer, producer_config(**{"message.timeout.ms": int(self.timeout * 1000)}))
         return self._producer

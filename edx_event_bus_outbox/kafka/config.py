@@ -1,5 +1,19 @@
-"""Turn Django settings into librdkafka and schema registry configuration."""
+"""
+Turn Django settings into the configuration of every Kafka and schema registry client.
 
+Every client the package builds -- the relay's producer, the ``on-commit`` producer, the
+consumer and its dead-letter producer, the registry client -- is configured here, merged in
+one order (docs/decisions/0013-owned-client-properties.rst):
+
+1. what edx-event-bus-kafka's settings give: ``bootstrap.servers``, SASL/PLAIN from
+   ``EVENT_BUS_KAFKA_API_KEY``/``_SECRET``, ``client.id`` (registry: ``url``, ``timeout`` and
+   basic auth from ``EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_KEY``/``_SECRET``);
+2. ``EVENT_BUS_OUTBOX_KAFKA_CONFIG`` (registry: ``EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG``);
+3. for the consumer only, ``EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG``;
+4. the properties the package owns, which the settings of steps 2 and 3 may not name.
+"""
+
+import logging
 from functools import lru_cache
 
 from django.dispatch import receiver
@@ -7,7 +21,71 @@ from django.test.signals import setting_changed
 from openedx_events.data import get_service_name
 
 from .. import conf
-from ..exceptions import OutboxConfigurationError
+from ..exceptions import OutboxConfigurationError, OwnedPropertyError
+from .errors import log_client_error
+from .secrets import redacted, without_secrets
+
+logger = logging.getLogger(__name__)
+
+_TIMEOUTS = (
+    "the relay's is a third of EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS, so that a batch settles within its lease; "
+    "the dead-letter producer's is EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS"
+)
+_OFFSETS = "the consumer stores and commits an offset only once its message was processed or dead-lettered (ADR 6)"
+_ACKS = "a row is marked sent only once every in-sync replica has it (acks=all)"
+_SERVERS = "it comes from EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"
+
+# librdkafka properties (and their aliases) that only the package sets, and why.
+OWNED_KAFKA_PROPERTIES = {
+    "bootstrap.servers": _SERVERS,
+    "metadata.broker.list": _SERVERS,
+    "error_cb": "the package logs authentication and TLS failures, and replaces a relay producer after a fatal error",
+    "enable.idempotence": "producers are idempotent, so that a retry never reorders or duplicates a key (ADR 1)",
+    "acks": _ACKS,
+    "request.required.acks": _ACKS,
+    "transactional.id": "the package's producers are not transactional (produce() would fail outside a transaction)",
+    "message.timeout.ms": _TIMEOUTS,
+    "delivery.timeout.ms": _TIMEOUTS,
+    "delivery.report.only.error": "the relay marks a row sent when the row's delivery report arrives",
+    "group.id": "the consumer group comes from consume_events -g",
+    "enable.auto.commit": _OFFSETS,
+    "enable.auto.offset.store": _OFFSETS,
+}
+
+# SchemaRegistryClient settings that come from settings of their own.
+OWNED_REGISTRY_PROPERTIES = {
+    "url": "it comes from EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL",
+    "timeout": "it comes from EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_TIMEOUT_SECONDS",
+}
+
+
+def _not_owned(setting, properties, owned):
+    taken = set(properties) & set(owned)
+    if taken:
+        raise OwnedPropertyError(setting, {name: owned[name] for name in taken})
+    return properties
+
+
+def shared_kafka_properties() -> dict:
+    """``EVENT_BUS_OUTBOX_KAFKA_CONFIG``, refused if it names a property the package owns."""
+    return _not_owned("EVENT_BUS_OUTBOX_KAFKA_CONFIG", conf.kafka_client_config(), OWNED_KAFKA_PROPERTIES)
+
+
+def consumer_kafka_properties() -> dict:
+    return _not_owned("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", conf.consumer_kafka_config(), OWNED_KAFKA_PROPERTIES)
+
+
+def schema_registry_properties() -> dict:
+    return _not_owned(
+        "EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG", conf.schema_registry_client_config(), OWNED_REGISTRY_PROPERTIES
+    )
+
+
+def check_client_properties():
+    """At startup (``conf.check_settings``): no client settings dict names a property the package owns."""
+    shared_kafka_properties()
+    consumer_kafka_properties()
+    schema_registry_properties()
 
 
 def full_topic(base_topic: str) -> str:
@@ -17,7 +95,7 @@ def full_topic(base_topic: str) -> str:
 
 
 def common_client_config() -> dict:
-    """librdkafka settings shared by producers and consumers."""
+    """Every Kafka client's configuration before its own role's properties (steps 1 and 2), with ``error_cb``."""
     servers = conf.bootstrap_servers()
     if not servers:
         raise OutboxConfigurationError(
@@ -37,6 +115,8 @@ def common_client_config() -> dict:
     client_id = get_service_name()
     if client_id:
         config["client.id"] = client_id
+    config.update(shared_kafka_properties())
+    config["error_cb"] = log_client_error
     return config
 
 
@@ -45,6 +125,7 @@ def producer_config(**overrides) -> dict:
     An idempotent producer: acks=all, and retries never reorder or duplicate a partition.
 
     Ordering per key depends on this (see docs/decisions/0001-ordering-and-claiming.rst).
+    ``overrides`` are the caller's owned properties (``message.timeout.ms``, ``error_cb``).
     """
     config = common_client_config()
     config.update(
@@ -55,6 +136,46 @@ def producer_config(**overrides) -> dict:
     )
     config.update(overrides)
     return config
+
+
+def consumer_config(group_id: str) -> dict:
+    """
+    A consumer that never commits or stores offsets by itself.
+
+    The caller commits a message's offset only once the message was processed or dead-lettered
+    (at-least-once; see docs/decisions/0006-consumer-at-least-once.rst), so the properties that
+    would let librdkafka commit earlier are the package's, never a setting's.
+    """
+    config = common_client_config()
+    config.update(consumer_kafka_properties())
+    config.update(
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    )
+    return config
+
+
+def kafka_client(client_class, config: dict):
+    """
+    ``client_class(config)`` (``Producer``, ``Consumer``, ``AdminClient``), with its configuration
+    logged (secrets masked). A property librdkafka refuses becomes an ``OutboxConfigurationError``
+    whose text has no secret in it.
+    """
+    from confluent_kafka import KafkaException
+
+    logger.info("Kafka %s configuration: %s", client_class.__name__, redacted(config))
+    try:
+        return client_class(config)
+    except KafkaException as exc:
+        problem = without_secrets(exc.args[0].str() if exc.args else repr(exc), config)
+    # Outside the handler: the original exception, which may quote a value, is not chained.
+    raise OutboxConfigurationError(
+        f"librdkafka refused the {client_class.__name__} configuration: {problem}. Fix EVENT_BUS_OUTBOX_KAFKA_CONFIG "
+        "(or EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG)."
+    )
 
 
 @lru_cache(maxsize=1)
@@ -72,32 +193,16 @@ def schema_registry_client():
     key, secret = conf.schema_registry_api_key(), conf.schema_registry_api_secret()
     if key or secret:
         config["basic.auth.user.info"] = f"{key}:{secret}"
-    return SchemaRegistryClient(config)
+    config.update(schema_registry_properties())
+    try:
+        return SchemaRegistryClient(config)
+    except (ValueError, TypeError, OSError) as exc:  # OSError: ssl.SSLError, a missing file
+        problem = without_secrets(f"{type(exc).__name__}: {exc}", config)
+    raise OutboxConfigurationError(
+        f"The schema registry client refused its configuration: {problem}. Fix EVENT_BUS_OUTBOX_SCHEMA_REGISTRY_CONFIG."
+    )
 
 
 @receiver(setting_changed)
 def _forget_cached_clients(**kwargs):
     schema_registry_client.cache_clear()
-
-
-CONSUMER_OWNED_PROPERTIES = ("group.id", "enable.auto.commit", "enable.auto.offset.store")
-
-
-def consumer_config(group_id: str, **overrides) -> dict:
-    """
-    A consumer that never commits or stores offsets by itself.
-
-    The caller commits a message's offset only once the message was processed or dead-lettered
-    (at-least-once; see docs/decisions/0006-consumer-at-least-once.rst), so the properties that
-    would let librdkafka commit earlier are always forced, whatever ``overrides`` says.
-    """
-    config = common_client_config()
-    config.update(overrides)
-    config.update(
-        {
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        }
-    )
-    return config

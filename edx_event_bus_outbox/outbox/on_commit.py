@@ -10,7 +10,7 @@ import logging
 import threading
 
 from .. import conf
-from ..kafka.config import producer_config
+from ..kafka.config import kafka_client, producer_config
 from ..kafka.headers import headers_from_metadata
 from ..kafka.messages import encode_message
 
@@ -27,7 +27,7 @@ def _get_producer():
         if _producer is None:
             from confluent_kafka import Producer
 
-            _producer = Producer(producer_config())
+            _producer = kafka_client(Producer, producer_config())
             threading.Thread(target=_poll_forever, args=(_producer,), name="outbox-on-commit-poll", daemon=True).start()
         return _producer
 

@@ -20,8 +20,8 @@ from django.db.models import Count, Max, Min, Q
 from .. import conf
 from ..exceptions import ReplaySelectionError, ReplayStopped
 from ..outbox.models import OutboxEvent
-from .topic_sinks import TopicSinks
 from .store import PendingRow, leading_rows_within, payload_size
+from .topic_sinks import TopicSinks
 
 PROGRESS_EVERY_SECONDS = 2.0
 

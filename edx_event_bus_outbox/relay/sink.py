@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from openedx_events.tooling import OpenEdxPublicSignal
 
-from ..kafka.config import full_topic, producer_config
+from ..kafka.config import full_topic, kafka_client, producer_config
+from ..kafka.errors import log_client_error
 from ..kafka.headers import event_headers
 from ..kafka.messages import encode_message
 from .errors import InfrastructureUnavailable, PermanentEventError, classify_delivery_error, classify_encoding_error
@@ -52,10 +53,11 @@ class KafkaSink:
     def _new_producer(self):
         from confluent_kafka import Producer
 
-        return Producer(
+        return kafka_client(
+            Producer,
             producer_config(
                 **{"message.timeout.ms": int(self.delivery_timeout * 1000), "error_cb": self._on_client_error}
-            )
+            ),
         )
 
     def publish(self, rows, deadline: float | None = None) -> list:
@@ -162,11 +164,11 @@ class KafkaSink:
         return classify_delivery_error(kafka_error)
 
     def _on_client_error(self, kafka_error):
-        """librdkafka's ``error_cb``: only a fatal error needs action; the others retry by themselves."""
+        """librdkafka's ``error_cb``: a fatal error needs a new producer; the others retry by themselves."""
         if kafka_error.fatal():
             self.fatal_error = kafka_error
         else:
-            logger.debug("Kafka client error (librdkafka retries): %s", kafka_error)
+            log_client_error(kafka_error)
 
     def _rebuild_if_fatal(self):
         """A producer that hit a fatal error (e.g. of the idempotence state) never sends again: replace it."""
