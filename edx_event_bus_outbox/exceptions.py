@@ -97,3 +97,16 @@ class TopicNotReadyError(OutboxError):
         self.topics = topics
         self.problem = problem
         super().__init__(f"Kafka topic {topics!r} {problem}.")
+
+
+class MetricsServerError(OutboxError):
+    """The ``/metrics`` and ``/healthz`` endpoint could not listen where it was told to."""
+
+    def __init__(self, address, port, problem):
+        self.address = address
+        self.port = port
+        super().__init__(
+            f"Could not serve /metrics and /healthz on {address}:{port} ({problem}). Another process (an "
+            "earlier relay or consumer, another exporter) may hold the port: give each process a port of its "
+            "own, or set EVENT_BUS_OUTBOX_METRICS_ADDRESS to an address of this host."
+        )

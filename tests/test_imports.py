@@ -16,14 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that must import before Django is configured: the package itself (openedx-events
-# imports it to find EVENT_BUS_PRODUCER), its settings and errors, and every module of kafka/,
-# which knows Kafka and the registry but no models.
+# imports it to find EVENT_BUS_PRODUCER), its settings and errors, every module of kafka/,
+# which knows Kafka and the registry but no models, and the metrics, which know neither.
 MODEL_FREE = [
     "edx_event_bus_outbox",
     "edx_event_bus_outbox.apps",
     "edx_event_bus_outbox.conf",
     "edx_event_bus_outbox.exceptions",
     "edx_event_bus_outbox.kafka",
+    "edx_event_bus_outbox.metrics.consumer",
+    "edx_event_bus_outbox.metrics.relay",
 ]
 
 

@@ -136,6 +136,10 @@ INVALID = [
     ("EVENT_BUS_OUTBOX_CONSUMER_COMMIT_INTERVAL_SECONDS", -1, "a number of 0 or more"),
     ("EVENT_BUS_OUTBOX_CONSUMER_KAFKA_CONFIG", [("auto.offset.reset", "earliest")], "a dict of librdkafka"),
     ("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC", "dead letters", "a Kafka topic name"),
+    ("EVENT_BUS_OUTBOX_RELAY_METRICS_PORT", 0, "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_RELAY_METRICS_PORT", "9100", "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_CONSUMER_METRICS_PORT", 65536, "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_METRICS_ADDRESS", None, "a string"),
 ]
 
 
@@ -219,6 +223,7 @@ RELAY_OPTIONS = [
     (["--poll-interval", "45"], "--poll-interval (45.0) must not be longer than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     (["--lease-seconds", "5", "--poll-interval", "6"], "--poll-interval (6.0) must not be longer than --lease-seconds"),
     (["--heartbeat-file", "/no/such/directory/alive"], "--heartbeat-file must be a file path in an existing"),
+    (["--metrics-port", "0"], "--metrics-port must be a TCP port number from 1 to 65535"),
 ]
 
 
