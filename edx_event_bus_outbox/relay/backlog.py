@@ -22,36 +22,35 @@ BACKLOG_TIME_SHARE = 0.01
 PENDING = OutboxEvent.STATUS.pending
 
 
-def pending_counts(alias, lanes) -> dict:
-    """``{lane: pending rows}`` for the lanes that have any: an index-only scan of the pending index."""
-    rows = (
+def pending_counts_query(alias, lanes):
+    """``(topic, pending rows)`` of the lanes that have any: a scan of their entries in the pending index."""
+    return (
         OutboxEvent.objects.using(alias)
         .filter(status=PENDING, topic__in=lanes)
         .values("topic")
         .annotate(count=Count("id"))
         .order_by()
+        .values_list("topic", "count")
     )
-    return {row["topic"]: row["count"] for row in rows}
 
 
-def first_pending_created(alias, lane):
-    """When the lane's first pending row (in id order) was written, or None: one seek in the pending index."""
+def first_pending_query(alias, lane):
+    """When the lane's pending rows were written, in id order: the first is one seek in the pending index."""
     return (
         OutboxEvent.objects.using(alias)
         .filter(topic__gte=lane, topic__lte=lane, status=PENDING)  # the range the claim uses (relay/store.py)
         .order_by("topic", "id")
         .values_list("created", flat=True)
-        .first()
     )
 
 
 def lane_backlog(alias, lanes) -> dict:
     """``{lane: (pending count, age in seconds of its first pending row, or None)}`` for each of ``lanes``."""
-    counts = pending_counts(alias, lanes)
+    counts = dict(pending_counts_query(alias, lanes))
     now = timezone.now()
     backlog = {}
     for lane in lanes:
-        created = first_pending_created(alias, lane) if counts.get(lane) else None
+        created = first_pending_query(alias, lane).first() if counts.get(lane) else None
         backlog[lane] = (counts.get(lane, 0), max(0.0, (now - created).total_seconds()) if created else None)
     return backlog
 
