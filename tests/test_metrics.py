@@ -59,7 +59,7 @@ def test_an_address_that_does_not_resolve_is_a_clear_error():
 
 
 def test_relay_health_is_the_heartbeat_two_leases_long(clock):
-    metrics = RelayMetrics(lease_seconds=30)
+    metrics = RelayMetrics(lease_seconds=30, held=set())
     assert metrics.health() == Health(False, "starting: no pass over the lanes has finished yet (relay starting)")
     metrics.passed_healthily()
     clock[0] += 60

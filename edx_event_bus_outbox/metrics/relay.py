@@ -22,7 +22,8 @@ BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 class RelayMetrics:
     """One relay process's metrics, in a registry of its own; the endpoint runs between ``serve()`` and ``close()``."""
 
-    def __init__(self, lease_seconds: float):
+    def __init__(self, lease_seconds: float, held: set):
+        """``held``: the relay's set of the lanes it holds, read at each scrape (it may have just cleared it)."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.healthy_within = 2 * lease_seconds
         self.last_healthy_pass = None  # time.monotonic() of the last pass that published or had nothing to publish
@@ -68,7 +69,8 @@ class RelayMetrics:
             buckets=BATCH_SECONDS_BUCKETS,
             registry=self.registry,
         )
-        self.leases_held = Gauge(PREFIX + "leases_held", "Lanes whose lease this relay holds.", registry=self.registry)
+        leases_held = Gauge(PREFIX + "leases_held", "Lanes whose lease this relay holds.", registry=self.registry)
+        leases_held.set_function(lambda: len(held))
 
     # ------------------------------------------------------------------ the endpoint
 
@@ -114,9 +116,6 @@ class RelayMetrics:
 
     def moved_to_dead(self, lane):
         self.dead.labels(lane).inc()
-
-    def holding(self, lanes):
-        self.leases_held.set(len(lanes))
 
     def backlog(self, lanes_backlog):
         """``{lane: (pending count, oldest age in seconds or None)}``; a lane seen before and absent now shows 0."""

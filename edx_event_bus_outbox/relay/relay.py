@@ -66,7 +66,7 @@ class Relay:
         self.lease_until = {}  # lane -> monotonic time before which our lease surely lasts
         self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
         self.state = "starting"
-        self.metrics = RelayMetrics(options.lease_seconds)
+        self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
         self.backlog = BacklogSampler(options.alias, self.metrics)
         self.sent_total = 0
         self.dead_total = 0
@@ -138,7 +138,6 @@ class Relay:
             if self._hold(lane):
                 worked |= self._relay_batch(lane)
         self._report_progress()
-        self.metrics.holding(self.held)
         if self.metrics.serving:
             self.backlog.sample_if_due(lanes)
         return worked
