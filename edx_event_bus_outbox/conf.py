@@ -143,6 +143,15 @@ def require_client_properties(name, value) -> dict:
     return dict(value)
 
 
+def require_port(name, value):
+    """A TCP port to listen on, or None. 0 ("any free port") is refused: a probe must know the port."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise _refuse(name, "a TCP port number from 1 to 65535 (or None for no endpoint)", value)
+    return value
+
+
 def check_relay_timing(lease_seconds, poll_interval, *, lease_name, poll_name):
     """The lease leaves room for a batch to settle, and an idle relay looks again before it has long lapsed."""
     if lease_seconds < RELAY_MIN_LEASE_SECONDS:
@@ -561,6 +570,27 @@ def relay_heartbeat_file():
     return _checked("EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE", None, require_heartbeat_file)
 
 
+def relay_metrics_port():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_METRICS_PORT
+    # .. setting_default: None
+    # .. setting_description: TCP port on which ``run_outbox_relay`` serves ``/metrics`` (Prometheus
+    #   text format) and ``/healthz`` (200 while the relay publishes or has nothing to publish,
+    #   else 503; the heartbeat file's meaning). ``None`` serves nothing. A port another process
+    #   holds stops the relay at startup. Overridden by ``--metrics-port``. See docs/monitoring.rst.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_METRICS_PORT", None, require_port)
+
+
+def metrics_address():
+    # .. setting_name: EVENT_BUS_OUTBOX_METRICS_ADDRESS
+    # .. setting_default: "0.0.0.0"
+    # .. setting_description: Address the relay's and the consumer's ``/metrics`` and ``/healthz``
+    #   endpoint listens on. The default, every IPv4 address of the host, is what Kubernetes
+    #   needs: its probes and Prometheus connect to the pod's IP, never to its loopback, so an
+    #   endpoint on ``127.0.0.1`` would fail every probe. Set ``"127.0.0.1"`` where only local
+    #   processes may scrape, or ``"::"`` for IPv6. The endpoints carry no event data.
+    return _checked("EVENT_BUS_OUTBOX_METRICS_ADDRESS", "0.0.0.0", require_string, optional=False)
+
+
 def delete_on_ack():
     # .. setting_name: EVENT_BUS_OUTBOX_DELETE_ON_ACK
     # .. setting_default: False
@@ -727,6 +757,16 @@ def consumer_dead_letter_timeout():
     return _checked("EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TIMEOUT_SECONDS", 30.0, require_positive_seconds)
 
 
+def consumer_metrics_port():
+    # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_METRICS_PORT
+    # .. setting_default: None
+    # .. setting_description: TCP port on which the consumer that ``consume_events`` runs serves
+    #   ``/metrics`` (Prometheus text format) and ``/healthz`` (200 while its poll loop turns:
+    #   it polled Kafka within ``max.poll.interval.ms``, else 503). ``None`` serves nothing. One
+    #   port per process: a second consumer on the same host needs another. See docs/monitoring.rst.
+    return _checked("EVENT_BUS_OUTBOX_CONSUMER_METRICS_PORT", None, require_port)
+
+
 def consumer_deduplicate():
     # .. setting_name: EVENT_BUS_OUTBOX_CONSUMER_DEDUPLICATE
     # .. setting_default: False
@@ -836,6 +876,8 @@ CHECKS = (
     relay_lanes,
     relay_listen,
     relay_heartbeat_file,
+    relay_metrics_port,
+    metrics_address,
     delete_on_ack,
     status_max_pending_age,
     status_max_dead,
@@ -852,6 +894,7 @@ CHECKS = (
     consumer_retry_backoff_max,
     consumer_dead_letter_topic,
     consumer_dead_letter_timeout,
+    consumer_metrics_port,
     consumer_deduplicate,
     consumer_inbox_claim_seconds,
     consumer_inbox_retention_days,

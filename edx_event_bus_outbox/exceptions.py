@@ -129,3 +129,16 @@ class OwnedPropertyError(OutboxConfigurationError):
             f"{setting} may not set {', '.join(map(repr, self.properties))}, which the package sets itself "
             f"({because}). Remove {'it' if len(reasons) == 1 else 'them'} from {setting}."
         )
+
+
+class MetricsServerError(OutboxError):
+    """The ``/metrics`` and ``/healthz`` endpoint could not listen where it was told to."""
+
+    def __init__(self, address, port, problem):
+        self.address = address
+        self.port = port
+        super().__init__(
+            f"Could not serve /metrics and /healthz on {address}:{port} ({problem}). Another process (an "
+            "earlier relay or consumer, another exporter) may hold the port: give each process a port of its "
+            "own, or set EVENT_BUS_OUTBOX_METRICS_ADDRESS to an address of this host."
+        )

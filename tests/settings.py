@@ -5,6 +5,7 @@ The database comes from ``OUTBOX_TEST_DB`` (``sqlite``, ``postgres`` or ``mysql`
 URLs come from the environment or from ``.stack/env`` written by ``make stack-up``.
 """
 
+import json
 import os
 import tempfile
 from urllib.parse import urlparse
@@ -133,3 +134,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"edx_event_bus_outbox": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# Overrides for a relay or consumer subprocess, as JSON (see tests/metrics_tools.py).
+globals().update(json.loads(os.environ.get("OUTBOX_TEST_SETTINGS", "{}")))

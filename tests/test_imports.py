@@ -16,8 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that must import before Django is configured: the package itself (openedx-events
-# imports it to find EVENT_BUS_PRODUCER), its settings and errors, and every module of kafka/,
-# which knows Kafka and the registry but no models, and of redis_streams/, which knows Redis.
+# imports it to find EVENT_BUS_PRODUCER), its settings and errors, every module of kafka/,
+# which knows Kafka and the registry but no models, of redis_streams/, which knows Redis,
+# and the metrics, which know neither.
 MODEL_FREE = [
     "edx_event_bus_outbox",
     "edx_event_bus_outbox.apps",
@@ -27,6 +28,8 @@ MODEL_FREE = [
     "edx_event_bus_outbox.redis_streams",
     "edx_event_bus_outbox.redis_streams.client",
     "edx_event_bus_outbox.redis_streams.entries",
+    "edx_event_bus_outbox.metrics.consumer",
+    "edx_event_bus_outbox.metrics.relay",
 ]
 
 

@@ -148,6 +148,10 @@ INVALID = [
     ("EVENT_BUS_REDIS_CONNECTION_URL", "localhost:6379", "a redis://, rediss:// or unix:// URL"),
     ("EVENT_BUS_REDIS_STREAM_MAX_LEN", "10000", "an integer above 0"),
     ("EVENT_BUS_REDIS_STREAM_MAX_LEN", 0, "an integer above 0"),
+    ("EVENT_BUS_OUTBOX_RELAY_METRICS_PORT", 0, "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_RELAY_METRICS_PORT", "9100", "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_CONSUMER_METRICS_PORT", 65536, "a TCP port number from 1 to 65535"),
+    ("EVENT_BUS_OUTBOX_METRICS_ADDRESS", None, "a string"),
 ]
 
 
@@ -260,6 +264,7 @@ RELAY_OPTIONS = [
     (["--poll-interval", "45"], "--poll-interval (45.0) must not be longer than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     (["--lease-seconds", "5", "--poll-interval", "6"], "--poll-interval (6.0) must not be longer than --lease-seconds"),
     (["--heartbeat-file", "/no/such/directory/alive"], "--heartbeat-file must be a file path in an existing"),
+    (["--metrics-port", "0"], "--metrics-port must be a TCP port number from 1 to 65535"),
 ]
 
 

@@ -18,6 +18,7 @@ from openedx_events.tooling import OpenEdxPublicSignal
 
 from .. import conf
 from ..kafka.config import consumer_config, full_topic, kafka_client, schema_registry_client
+from ..metrics.consumer import ConsumerMetrics
 from . import dispatch, inbox, monitoring
 from .dead_letter import DeadLetterProducer
 from .decoding import decode
@@ -36,6 +37,8 @@ from .shutdown import stop_on_sigterm
 from .work_cycle import prepare_for_new_work_cycle
 
 logger = logging.getLogger(__name__)
+
+LIBRDKAFKA_MAX_POLL_INTERVAL_MS = 300000  # librdkafka's default max.poll.interval.ms
 
 
 class KafkaEventConsumer(EventBusConsumer):
@@ -88,6 +91,7 @@ class KafkaEventConsumer(EventBusConsumer):
         # Read once per run, not per message: settings lookups are a measurable share of the loop.
         self._audit = conf.audit_logging_enabled()
         self._errors_limit = conf.consumer_consecutive_errors_limit()
+        self._metrics = ConsumerMetrics(self._run_context["full_topic"], self._max_poll_interval())
         consumer = kafka_client(Consumer, self.kafka_config)
         self._offsets = OffsetTracker(consumer, conf.consumer_commit_interval())
         consumer.subscribe([self._run_context["full_topic"]], **self._rebalance_callbacks())
@@ -98,9 +102,15 @@ class KafkaEventConsumer(EventBusConsumer):
             self._deduplicate,
         )
         try:
+            if port := conf.consumer_metrics_port():
+                self._metrics.serve(conf.metrics_address(), port)  # before joining the group: a busy port fails now
             self._loop(consumer)
         finally:
             self._close(consumer)
+
+    def _max_poll_interval(self) -> float:
+        """Seconds: how long Kafka lets this consumer go without polling, and so what /healthz allows."""
+        return float(self.kafka_config.get("max.poll.interval.ms", LIBRDKAFKA_MAX_POLL_INTERVAL_MS)) / 1000
 
     def _rebalance_callbacks(self) -> dict:
         callbacks = {"on_revoke": self._offsets.on_revoke, "on_lost": self._offsets.on_lost}
@@ -119,6 +129,7 @@ class KafkaEventConsumer(EventBusConsumer):
             self._check_error_budget()
             with monitoring.function_trace("consumer.consume"):
                 msg = consumer.poll(timeout=poll_timeout)
+                self._metrics.polled(msg)
                 monitoring.message_attributes(self._run_context, msg)
                 if msg is None:
                     self._offsets.commit()  # idle: a good moment to commit what is done
@@ -138,6 +149,7 @@ class KafkaEventConsumer(EventBusConsumer):
         try:
             self._offsets.commit()
         finally:
+            self._metrics.close()
             consumer.close()
             if self._dead_letters:
                 self._dead_letters.close()
@@ -216,12 +228,14 @@ class KafkaEventConsumer(EventBusConsumer):
             self._wait(conf.consumer_poll_failure_sleep())  # another consumer runs them: wait for its outcome
             done |= self._with_inbox(msg, inbox.handled_receivers, self.group_id, event.metadata.id)
         if not ran:
+            self._metrics.duplicate()
             monitoring.outcome_attributes("duplicate", 0)
             return "duplicate (every receiver already handled this event for this group)"
         return self._processed(retries)
 
     def _processed(self, retries) -> str:
         self._consecutive_errors = 0
+        self._metrics.processed(retries)
         monitoring.outcome_attributes("processed", retries)
         return "processed successfully"
 
@@ -271,6 +285,7 @@ class KafkaEventConsumer(EventBusConsumer):
         monitoring.record_error(self._run_context, exc, msg)
         if self._dead_letters:
             delivered = self._dead_letters.send(msg, reason=reason, error=error)
+            self._metrics.dead_lettered(reason, retries)
             monitoring.outcome_attributes("dead_lettered", retries)
             logger.warning(
                 "Message dead-lettered to %s[%s]@%s (%s): %s",
@@ -281,6 +296,7 @@ class KafkaEventConsumer(EventBusConsumer):
                 monitoring.describe(msg),
             )
             return "dead-lettered"
+        self._metrics.skipped(reason, retries)
         monitoring.outcome_attributes("skipped", retries)
         logger.error(
             "Message skipped (%s; no EVENT_BUS_OUTBOX_CONSUMER_DEAD_LETTER_TOPIC): %s", reason, monitoring.describe(msg)

@@ -16,7 +16,9 @@ from django.db import DatabaseError, connections
 from edx_django_utils.monitoring import function_trace, set_custom_attribute
 
 from .. import conf
+from ..metrics.relay import RelayMetrics
 from . import holding, leases, store
+from .backlog import BacklogSampler
 from .backoff import backoff_seconds
 from .errors import InfrastructureUnavailable
 from .topic_sinks import TopicSinks
@@ -43,6 +45,7 @@ class RelayOptions:
     delete_on_ack: bool = field(default_factory=conf.delete_on_ack)
     listen: bool = field(default_factory=conf.relay_listen)
     heartbeat_file: str | None = field(default_factory=conf.relay_heartbeat_file)
+    metrics_port: int | None = field(default_factory=conf.relay_metrics_port)
     until_empty: bool = False
 
 
@@ -63,6 +66,8 @@ class Relay:
         self.lease_until = {}  # lane -> monotonic time before which our lease surely lasts
         self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
         self.state = "starting"
+        self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
+        self.backlog = BacklogSampler(options.alias, self.metrics)
         self.sent_total = 0
         self.dead_total = 0
         self._progress_at = time.monotonic()
@@ -79,6 +84,8 @@ class Relay:
             self.options.lease_seconds,
         )
         try:
+            if self.options.metrics_port:
+                self.metrics.serve(conf.metrics_address(), self.options.metrics_port)
             while not self.stopping.is_set():
                 try:
                     worked = self._serve_lanes()
@@ -124,12 +131,15 @@ class Relay:
 
     def _serve_lanes(self) -> bool:
         worked = False
-        for lane in self._lanes():
+        lanes = self._lanes()
+        for lane in lanes:
             if self.stopping.is_set():
                 break
             if self._hold(lane):
                 worked |= self._relay_batch(lane)
         self._report_progress()
+        if self.metrics.serving:
+            self.backlog.sample_if_due(lanes)
         return worked
 
     def _lanes(self):
@@ -206,6 +216,7 @@ class Relay:
     def _relay_batch(self, lane) -> bool:
         if time.monotonic() < self.lane_resume_at.get(lane, 0):
             return False
+        began = time.monotonic()
         rows = self._ready_rows(lane)
         if not rows:
             return False
@@ -228,6 +239,7 @@ class Relay:
             self.unreported_sent.add(lane)  # last_sent_at is set with the next lease renewal
             self._audit(rows, acked)
             self.sent_total += len(acked)
+        self.metrics.batch_done(lane, time.monotonic() - began, len(acked), _failures_by_error(deliveries))
         if lane not in self.held:
             return bool(acked)
         if failed is None:
@@ -273,6 +285,7 @@ class Relay:
             self._lost_lease(lane, "ended before a failed event could be recorded")
         elif status == store.STATUS.dead:
             self.dead_total += 1
+            self.metrics.moved_to_dead(lane)
             logger.error(
                 "Outbox event moved to dead after %s attempts: id=%s event_id=%s type=%s topic=%s error=%s",
                 row.attempts + 1,
@@ -316,6 +329,7 @@ class Relay:
         """Log on change only: an outage gives one line when it starts and one when it ends."""
         if state == self.state:
             return
+        self.metrics.state_changed(state, cause)
         if state == "running":
             logger.info("Outbox relay running%s", "" if self.state == "starting" else f" again (was: {self.state})")
         else:
@@ -365,12 +379,17 @@ class Relay:
         Touch the heartbeat file after a pass in which every lane was published or had nothing
         to publish (a standby has nothing to publish). A relay that cannot publish a lane, or
         gave one way, or cannot use the database, lets the file go stale, and so does a wedged
-        loop: a liveness probe on the file restarts it (see docs/operations.rst).
+        loop: a liveness probe on the file restarts it (see docs/operations.rst). ``/healthz``
+        answers from the same moment (metrics/relay.py).
         """
-        if self.options.heartbeat_file and not self.lane_failures and not self.gave_way:
+        if self.lane_failures or self.gave_way:
+            return
+        self.metrics.passed_healthily()
+        if self.options.heartbeat_file:
             Path(self.options.heartbeat_file).touch()
 
     def _shutdown(self):
+        self.metrics.close()
         self.sink.close()
         self.waiter.close()
         for lane in list(self.held):
@@ -379,3 +398,13 @@ class Relay:
             except DatabaseError:
                 logger.warning("Outbox relay could not release lane %r; it frees itself when the lease expires", lane)
         logger.info("Outbox relay stopped: %s events sent, %s moved to dead", self.sent_total, self.dead_total)
+
+
+def _failures_by_error(deliveries) -> dict:
+    """How many events of a batch failed, by kind, for the ``events_failed`` counter."""
+    failures = {}
+    for delivery in deliveries:
+        if delivery.error is not None:
+            error = "unavailable" if isinstance(delivery.error, InfrastructureUnavailable) else "permanent"
+            failures[error] = failures.get(error, 0) + 1
+    return failures

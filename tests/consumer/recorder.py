@@ -9,6 +9,7 @@ Driven by environment variables, so one settings module serves every subprocess 
 * ``OUTBOX_TEST_SLOW_SECONDS``: sleep between the two lines (a message "in progress").
 * ``OUTBOX_TEST_KILL_AFTER``: a ``ce_id``; after journaling its ``end`` line the process
   SIGKILLs itself -- processed, but not yet committed.
+* ``OUTBOX_TEST_FAIL_EVENT``: a ``ce_id`` whose receiver raises every time (after its ``begin`` line).
 """
 
 import os
@@ -31,6 +32,8 @@ def journal(line):
 def record(metadata, **kwargs):
     event_id = str(metadata.id)
     journal(f"begin {event_id}")
+    if event_id == os.environ.get("OUTBOX_TEST_FAIL_EVENT"):
+        raise RuntimeError("the receiver failed, as the test asked")
     time.sleep(float(os.environ.get("OUTBOX_TEST_SLOW_SECONDS", "0")))
     journal(f"end {event_id}")
     if event_id == os.environ.get("OUTBOX_TEST_KILL_AFTER"):

@@ -37,6 +37,7 @@ FIELDS = (
     "delete_on_ack",
     "listen",
     "heartbeat_file",
+    "metrics_port",
     "until_empty",
 )
 
@@ -51,8 +52,22 @@ SETTINGS = {
     "EVENT_BUS_OUTBOX_DELETE_ON_ACK": True,
     "EVENT_BUS_OUTBOX_RELAY_LISTEN": False,
     "EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE": "/tmp/from-settings",
+    "EVENT_BUS_OUTBOX_RELAY_METRICS_PORT": 9101,
 }
-FROM_SETTINGS = ("other", ["lane-x", "lane-y"], 77, 4.5, 12.0, 9, (1.0, 8.0), True, False, "/tmp/from-settings", False)
+FROM_SETTINGS = (
+    "other",
+    ["lane-x", "lane-y"],
+    77,
+    4.5,
+    12.0,
+    9,
+    (1.0, 8.0),
+    True,
+    False,
+    "/tmp/from-settings",
+    9101,
+    False,
+)
 
 
 def options_tuple(options):
@@ -60,7 +75,20 @@ def options_tuple(options):
 
 
 def test_without_settings_the_options_are_the_documented_defaults():
-    assert options_tuple(RelayOptions()) == ("default", None, 500, 1.0, 30.0, 5, (0.5, 60.0), False, True, None, False)
+    assert options_tuple(RelayOptions()) == (
+        "default",
+        None,
+        500,
+        1.0,
+        30.0,
+        5,
+        (0.5, 60.0),
+        False,
+        True,
+        None,
+        None,
+        False,
+    )
 
 
 def test_each_setting_flows_into_the_options(settings):
@@ -109,6 +137,8 @@ def test_the_command_takes_the_settings_and_its_options_override_them(settings, 
         "7",
         "--heartbeat-file",
         str(tmp_path / "alive"),
+        "--metrics-port",
+        "9102",
         "--until-empty",
         stdout=StringIO(),
     )
@@ -126,6 +156,7 @@ def test_the_command_takes_the_settings_and_its_options_override_them(settings, 
         True,
         False,
         str(tmp_path / "alive"),
+        9102,
         True,
     )
 

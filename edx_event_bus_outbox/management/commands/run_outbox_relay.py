@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from openedx_events.tooling import load_all_signals
 
 from ... import conf
-from ...exceptions import OutboxConfigurationError
+from ...exceptions import MetricsServerError, OutboxConfigurationError
 from ...relay.relay import Relay, RelayOptions
 
 # option -> (its name on the command line, the check of its value, the setting it overrides)
@@ -22,6 +22,7 @@ OPTIONS = {
     "poll_interval": ("--poll-interval", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL"),
     "lease_seconds": ("--lease-seconds", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     "heartbeat_file": ("--heartbeat-file", conf.require_heartbeat_file, "EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE"),
+    "metrics_port": ("--metrics-port", conf.require_port, "EVENT_BUS_OUTBOX_RELAY_METRICS_PORT"),
 }
 
 
@@ -54,6 +55,11 @@ class Command(BaseCommand):
             "--heartbeat-file",
             help="Touch this file every loop, for liveness probes (EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="Serve /metrics and /healthz on this port (EVENT_BUS_OUTBOX_RELAY_METRICS_PORT).",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -65,7 +71,10 @@ class Command(BaseCommand):
         relay = Relay(relay_options)
         signal.signal(signal.SIGTERM, relay.stop)
         signal.signal(signal.SIGINT, relay.stop)
-        relay.run()
+        try:
+            relay.run()
+        except MetricsServerError as exc:
+            raise CommandError(f"{exc} The relay did not start.") from exc
         self.stdout.write(f"Outbox relay stopped: {relay.sent_total} sent, {relay.dead_total} moved to dead.")
 
     @staticmethod
