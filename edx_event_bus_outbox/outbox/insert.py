@@ -40,8 +40,20 @@ def insert_event(alias: str, payload_json: str, **values):
     was before), or ``TransactionLostError`` (the database itself rolled it back).
     """
     connection = connections[alias]
+    params = parameters(connection, payload_json, values)
+    in_transaction = not connection.get_autocommit()
+    guarded = in_transaction and connection.vendor == "postgresql"
+    try:
+        with connection.cursor() as cursor:
+            execute(cursor, connection, guarded, params)
+    except DatabaseError as exc:
+        raise _refused(connection, alias, exc, guarded, in_transaction, values) from None
+
+
+def parameters(connection, payload_json, values):
+    """The INSERT's parameters, in ``FIELDS`` order (sets ``values["payload_size"]``); timed apart by the bench."""
     values["payload_size"] = len(payload_json)
-    params = [
+    return [
         _json_param(connection, payload_json)
         if field.attname == "payload"
         else field.get_db_prep_save(
@@ -49,16 +61,10 @@ def insert_event(alias: str, payload_json: str, **values):
         )
         for field in FIELDS
     ]
-    in_transaction = not connection.get_autocommit()
-    guarded = in_transaction and connection.vendor == "postgresql"
-    try:
-        with connection.cursor() as cursor:
-            _execute(cursor, connection, guarded, params)
-    except DatabaseError as exc:
-        raise _refused(connection, alias, exc, guarded, in_transaction, values) from None
 
 
-def _execute(cursor, connection, guarded, params):
+def execute(cursor, connection, guarded, params):
+    """The INSERT itself; ``guarded`` wraps it in a savepoint (PostgreSQL, in a transaction)."""
     sql = _insert_sql(connection)
     if not guarded:
         cursor.execute(sql, params)
