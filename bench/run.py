@@ -4,7 +4,8 @@
 Runs, on PostgreSQL with the real Kafka broker and schema registry of the local stack, each
 comparison side by side in the same run: (1) the write path, (2) the relay drain rate,
 (3) commit-to-acknowledgement latency, (4) the relay's RSS, (5) consumer throughput (when
-``tests/consumer/bench_consumer.py`` exists). Prints the report and writes it, with the raw
+``tests/consumer/bench_consumer.py`` exists), (6) the database work (WAL, index entries) per
+event from INSERT to purge. Prints the report and writes it, with the raw
 figures and a chart, to ``bench-report/``: ``report.txt``, ``report.json``, ``bench.png``.
 
 Needs the stack (``make stack-up``) and the bench-only packages of ``requirements/bench.txt``
@@ -22,7 +23,7 @@ import traceback
 
 from bench import common
 
-BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer"]
+BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer", "db_work"]
 GOALS = "GOALS"
 DATABASES = ("postgres", "mysql", "sqlite")
 
