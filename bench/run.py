@@ -83,11 +83,7 @@ def _stop(signum, _frame):
 
 
 def compose(machine, results, reports, mode, run_id, started, took):
-    command = "make bench" + ("" if mode == "full" else "  (python -m bench.run --quick)")
-    if os.environ.get("BENCH_DB", "postgres") != "postgres":
-        command = f"python -m bench.run --database {os.environ['BENCH_DB']} --only write_path" + (
-            " --quick" if mode == "quick" else ""
-        )
+    command = f"python -m bench.run {' '.join(sys.argv[1:])}".strip() if sys.argv[1:] else "make bench"
     header = [
         "edx-event-bus-outbox benchmark report",
         f"command: {command}; mode: {mode}; run id {run_id}; "
