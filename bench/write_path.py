@@ -293,6 +293,7 @@ def run(quick=False):
             "edx_send",
             "plain_orm",
             "plain_plus_ours",
+            *(["plain_plus_ours_no_notify"] if postgres else []),
             "ours_parts",
             "ours_serialize",
             "db_round_trip",
@@ -326,6 +327,12 @@ def run(quick=False):
                         totals = variants.round_trip_loop(events)
                     elif name == "ours_parts":
                         totals, in_send = variants.parts_loop(events)
+                    elif name == "plain_plus_ours_no_notify":
+                        set_trigger(False)
+                        try:
+                            totals, _ = variants.plain_loop(events, with_ours=True)
+                        finally:
+                            set_trigger(True)
                     elif name == "plain_orm":
                         totals, _ = variants.plain_loop(events)
                     else:
@@ -372,6 +379,17 @@ def run(quick=False):
         "ours_send_call_us": median(send_only),
         "ours_commit_us": median(commit_part),
         "ours_marginal_us": median(marginal),
+        # NOTIFY's share of the marginal cost: the trigger's work at COMMIT of a writing transaction.
+        "marginal_notify_us": median(
+            [
+                a - b
+                for a, b in zip(
+                    per_rep_medians["plain_plus_ours"], per_rep_medians["plain_plus_ours_no_notify"], strict=True
+                )
+            ]
+        )
+        if postgres
+        else None,
         "notify_cost_us": median(
             [a - b for a, b in zip(per_rep_medians["ours"], per_rep_medians["ours_no_notify"], strict=True)]
         )
@@ -417,6 +435,11 @@ def floor_lines(result):
         + f"  (sum {m['ours_parts']:.1f})",
         f"     work we add = marginal - round trip = {result['work_we_add_us']:.1f};  / edx send() = {ratio:.2f}"
         f"   (goal <= 0.33: {'MET' if ratio <= FLOOR_GOAL else 'NOT MET'})",
+        *(
+            [f"     of the marginal send(), the NOTIFY trigger (on minus disabled) {result['marginal_notify_us']:.1f}"]
+            if result.get("marginal_notify_us") is not None
+            else []
+        ),
         f"     without the COMMIT's share: send() call in the writing transaction "
         f"{result['send_in_writing_tx_us']:.1f}; minus round trip {result['work_in_call_us']:.1f};"
         f"  / edx send() = {result['ratio_work_in_call_over_edx']:.2f}",
