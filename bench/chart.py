@@ -38,15 +38,23 @@ def render(results, path, machine):
     write = results.get("write_path") or {}
     if write.get("medians_us"):
         m = write["medians_us"]
+        bars = [
+            ("ours", m["ours"], ours),
+            ("ours, no NOTIFY", m.get("ours_no_notify"), ours),  # PostgreSQL only
+            ("(a) edx send", m["edx_send"], seed),
+            ("(b) plain ORM", m["plain_orm"], other),
+            ("ours marginal\nin writing tx", write["ours_marginal_us"], ours),
+        ]
+        bars = [bar for bar in bars if bar[1] is not None]
         _bar(
             axes[0],
-            ["ours", "ours, no NOTIFY", "(a) edx send", "(b) plain ORM", "ours marginal\nin writing tx"],
-            [m["ours"], m["ours_no_notify"], m["edx_send"], m["plain_orm"], write["ours_marginal_us"]],
+            [label for label, _, _ in bars],
+            [value for _, value, _ in bars],
             f"1. Write path, µs/event (ours/(a) = {write['ratio_ours_over_edx']:.2f}, goal <= 1)",
             "µs per event",
             goal=m["edx_send"],
             goal_label="(a)",
-            colors=[ours, ours, seed, other, ours],
+            colors=[color for _, _, color in bars],
         )
 
     drain = results.get("drain") or {}

@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -68,14 +69,32 @@ def _maintenance_params():
     ), db["NAME"]
 
 
-def ensure_database():
-    """Create the bench database (``outbox_bench``) when it does not exist yet."""
-    import psycopg
+def vendor():
+    """``postgresql``, ``mysql`` or ``sqlite``: the database the benchmark runs on (``BENCH_DB``)."""
+    from django.db import connection
 
-    params, name = _maintenance_params()
-    with psycopg.connect(**params, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    return connection.vendor
+
+
+def ensure_database():
+    """Create the bench database (``outbox_bench``) on its server when it does not exist yet (SQLite: the file)."""
+    if vendor() == "postgresql":
+        import psycopg
+
+        params, name = _maintenance_params()
+        with psycopg.connect(**params, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    elif vendor() == "mysql":
+        import MySQLdb
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        conn = MySQLdb.connect(host=db["HOST"], port=int(db["PORT"] or 3306), user=db["USER"], password=db["PASSWORD"])
+        try:
+            conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
 
 
 def execute(sql, params=None, fetch=False):
@@ -93,7 +112,11 @@ def reset_tables():
     tables = ["edx_event_bus_outbox_event", "edx_event_bus_outbox_lease", "bench_plain_row"]
     if settings.JAIMINHO_INSTALLED:
         tables.append("jaiminho_event")
-    execute(f"TRUNCATE {', '.join(tables)}")
+    if vendor() == "postgresql":
+        execute(f"TRUNCATE {', '.join(tables)}")
+    else:  # one table per TRUNCATE on MariaDB; SQLite has only DELETE
+        for table in tables:
+            execute(f"{'TRUNCATE' if vendor() == 'mysql' else 'DELETE FROM'} {table}")
 
 
 def vacuum_analyze(table="edx_event_bus_outbox_event"):
@@ -422,29 +445,25 @@ def _registry_version():
         return "unknown"
 
 
-def _mariadb_version():
-    url = urlparse(os.environ.get("OUTBOX_TEST_MYSQL_URL", ""))
-    if not url.hostname:
-        return "not configured"
-    try:
-        import MySQLdb
-
-        conn = MySQLdb.connect(
-            host=url.hostname,
-            port=url.port or 3306,
-            user=url.username or "",
-            password=url.password or "",
-            database=url.path.lstrip("/"),
-            connect_timeout=5,
+def _database_description():
+    """The server the benchmarks ran on (``BENCH_DB``), with the settings that set the price of a commit."""
+    if vendor() == "postgresql":
+        pg = execute(
+            "SELECT version(), current_setting('synchronous_commit'), current_setting('fsync'), "
+            "current_setting('shared_buffers'), current_setting('wal_level')",
+            fetch=True,
+        )[0]
+        return (
+            pg[0].split(" on ")[0] + f" (synchronous_commit={pg[1]}, fsync={pg[2]}, "
+            f"shared_buffers={pg[3]}, wal_level={pg[4]})"
         )
-        try:
-            cursor = conn.cursor()
-            cursor.execute("SELECT VERSION()")
-            return f"{cursor.fetchone()[0]} (not used by the benchmarks)"
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001  reported, not raised
-        return f"unreachable ({type(exc).__name__})"
+    if vendor() == "mysql":
+        row = execute("SELECT VERSION(), @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@log_bin", fetch=True)[0]
+        return f"MariaDB {row[0]} (innodb_flush_log_at_trx_commit={row[1]}, sync_binlog={row[2]}, log_bin={row[3]})"
+    import sqlite3
+
+    mode = execute("PRAGMA journal_mode", fetch=True)[0][0]
+    return f"SQLite {sqlite3.sqlite_version} (file in {tempfile.gettempdir()}, journal_mode={mode})"
 
 
 def machine_info():
@@ -461,11 +480,6 @@ def machine_info():
         line.split(":")[0]: line.split(":")[1].strip() for line in _read("/proc/meminfo").splitlines() if ":" in line
     }
     mem_kb = int(meminfo.get("MemTotal", "0 kB").split()[0])
-    pg = execute(
-        "SELECT version(), current_setting('synchronous_commit'), current_setting('fsync'), "
-        "current_setting('shared_buffers'), current_setting('wal_level')",
-        fetch=True,
-    )[0]
     try:
         git = subprocess.run(
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
@@ -487,9 +501,7 @@ def machine_info():
         "confluent_kafka": f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})",
         "kafka_broker": f"Apache Kafka {_kafka_version()} (single node, KRaft) at {kafka_settings()[0]}",
         "schema_registry": f"{_registry_version()} (Confluent API) at {kafka_settings()[1]}",
-        "postgresql": pg[0].split(" on ")[0] + f" (synchronous_commit={pg[1]}, fsync={pg[2]}, "
-        f"shared_buffers={pg[3]}, wal_level={pg[4]})",
-        "mariadb": _mariadb_version(),
+        "database": _database_description(),
         "git": git,
     }
 

@@ -3,6 +3,10 @@ Django settings for ``python -m bench.run``: the test settings on PostgreSQL, in
 the benchmark's own (``outbox_bench`` by default, ``BENCH_DB_NAME`` to change it), so that a
 benchmark never touches the databases the test suite or the demo use.
 
+``BENCH_DB`` (``postgres``, ``mysql`` or ``sqlite``; ``bench.run --database`` sets it) selects
+the server; only the write-path benchmark runs on MariaDB and SQLite, the others need
+PostgreSQL. On SQLite the bench database is the file ``<tmp>/<BENCH_DB_NAME>.sqlite3``.
+
 Adds the ``bench`` app (a plain model for the ORM-insert baseline) and, when it is installed,
 django-jaiminho configured as store-then-relay (``keep-order``), so that its relay can be
 measured on the same database.
@@ -10,13 +14,18 @@ measured on the same database.
 
 import importlib.util
 import os
+import tempfile
 
-os.environ["OUTBOX_TEST_DB"] = "postgres"  # every benchmark runs on PostgreSQL
+BENCH_DB = os.environ.get("BENCH_DB", "postgres")
+os.environ["OUTBOX_TEST_DB"] = BENCH_DB
 
 from tests.settings import *  # noqa: E402,F401,F403
 from tests.settings import DEFAULT_DATABASE, INSTALLED_APPS  # noqa: E402
 
-DEFAULT_DATABASE["NAME"] = os.environ.get("BENCH_DB_NAME", "outbox_bench")
+BENCH_DB_NAME = os.environ.get("BENCH_DB_NAME", "outbox_bench")
+DEFAULT_DATABASE["NAME"] = (
+    os.path.join(tempfile.gettempdir(), f"{BENCH_DB_NAME}.sqlite3") if BENCH_DB == "sqlite" else BENCH_DB_NAME
+)
 DATABASES = {"default": DEFAULT_DATABASE}
 
 JAIMINHO_INSTALLED = importlib.util.find_spec("jaiminho") is not None

@@ -20,6 +20,16 @@ the event describes a change the request commits):
 * plain + ours    ``with atomic(): PlainRow.objects.create(...); send()`` then COMMIT; the
                   difference from (b) is our marginal cost.
 
+and the floor under it (issue 15): one database round trip (``SELECT 1``), and the parts of
+the marginal ``send()`` timed one after the other in such a transaction (``ours_parts``):
+serialization (``to_dict``), validation (Avro, key, storable content, size, metadata), the
+INSERT's parameters, and the statement. "Work we add" is the marginal ``send()`` minus one
+round trip; it is compared with edx-event-bus-kafka's ``send()``.
+
+``BENCH_DB`` (``bench.run --database``) selects PostgreSQL (default), MariaDB or SQLite. The
+NOTIFY trigger and its LISTEN process exist on PostgreSQL only, so the no-NOTIFY variant runs
+there only.
+
 Each variant times every event with ``perf_counter_ns``; a repetition's figure is the median
 per event; the reported figure is the median over repetitions, and ratios are computed per
 repetition (paired) and then their median is taken.
@@ -33,6 +43,7 @@ from bench import common
 from bench.common import KEY_FIELD, log, median
 
 TRIGGER = "edx_event_bus_outbox_notify"
+PARTS = ("serialization", "validation", "parameters", "statement")
 TABLE = "edx_event_bus_outbox_event"
 
 LISTENER = """
@@ -153,6 +164,53 @@ class Variants:
             totals.append(clock() - t0)
         return totals
 
+    def parts_loop(self, events):
+        """The marginal ``send()`` taken apart, in a transaction that already wrote a row: µs lists per part."""
+        from django.db import connection
+
+        from edx_event_bus_outbox.kafka.headers import dotted_version, headers_from_metadata
+        from edx_event_bus_outbox.outbox import insert, validation
+
+        create, atomic, to_dict = self.PlainRow.objects.create, self.atomic, self.to_dict
+        sig, topic = self.signal, self.topic
+        guarded = connection.vendor == "postgresql"  # as insert_event does inside a transaction
+        clock = time.perf_counter_ns
+        parts = {name: [] for name in PARTS}
+        for data, meta, fields in events:
+            with atomic():
+                create(**fields)
+                t0 = clock()
+                payload = to_dict(data)
+                t1 = clock()
+                validation.payload_problem(sig, payload)
+                key = self.extract_key(payload, KEY_FIELD)
+                validation.key_problem(sig, KEY_FIELD, key)
+                text, _ = validation.payload_json(payload)
+                headers = lambda meta=meta: headers_from_metadata(meta)  # noqa: E731
+                validation.size_problem(sig, KEY_FIELD, payload, key, text, headers)
+                row = {
+                    "event_id": meta.id,
+                    "event_type": meta.event_type,
+                    "topic": topic,
+                    "event_key_field": KEY_FIELD,
+                    "event_key": key,
+                    "event_time": meta.time,
+                    "minorversion": meta.minorversion,
+                    "source": meta.source,
+                    "sourcehost": meta.sourcehost,
+                    "sourcelib": dotted_version(meta.sourcelib),
+                }
+                validation.metadata_problem(row)
+                t2 = clock()
+                params = insert.parameters(connection, text, row)
+                t3 = clock()
+                with connection.cursor() as cursor:
+                    insert.execute(cursor, connection, guarded, params)
+                t4 = clock()
+            for name, ns in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                parts[name].append(ns)
+        return [sum(four) for four in zip(*parts.values(), strict=True)], parts
+
     @staticmethod
     def round_trip_loop(events):
         """``SELECT 1`` through Django's cursor in autocommit: the floor of any database round trip."""
@@ -172,18 +230,22 @@ class Variants:
         create, atomic = self.PlainRow.objects.create, self.atomic
         send, sig, topic = self.ours.send, self.signal, self.topic
         clock = time.perf_counter_ns
-        totals = []
+        totals, in_send = [], []
         for data, meta, fields in events:
             t0 = clock()
             with atomic():
                 create(**fields)
                 if with_ours:
+                    t1 = clock()
                     send(signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=meta)
+                    in_send.append(clock() - t1)
             totals.append(clock() - t0)
-        return totals
+        return totals, in_send
 
 
 def set_trigger(enabled):
+    if common.vendor() != "postgresql":
+        return  # the NOTIFY trigger exists on PostgreSQL only
     common.execute(f"ALTER TABLE {TABLE} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {TRIGGER}")
 
 
@@ -208,8 +270,11 @@ def run(quick=False):
     variants = Variants(topic)
     pool = common.make_event_data(200)
 
-    listener = subprocess.Popen([sys.executable, "-c", LISTENER, _pg_url()], stdout=subprocess.PIPE, text=True)
-    common.first_line(listener, "the LISTEN process")
+    postgres = common.vendor() == "postgresql"
+    listener = None
+    if postgres:
+        listener = subprocess.Popen([sys.executable, "-c", LISTENER, _pg_url()], stdout=subprocess.PIPE, text=True)
+        common.first_line(listener, "the LISTEN process")
     try:
         # Warm every path: imports, registry look-ups and serializer caches, connections, plans.
         warm = _events(variants, pool, 200)
@@ -217,22 +282,26 @@ def run(quick=False):
         variants.edx_loop(_events(variants, pool, 200))
         variants.plain_loop(_events(variants, pool, 200))
         variants.plain_loop(_events(variants, pool, 200), with_ours=True)
+        variants.parts_loop(_events(variants, pool, 200))
         statements_per_send = variants.statements_per_send(_events(variants, pool, 100))
         variants.edx_sent, variants.flush_ns = 0, []
         edx_sent_before = common.topic_message_count(topic)
 
         names = [
             "ours",
-            "ours_no_notify",
+            *(["ours_no_notify"] if postgres else []),
             "edx_send",
             "plain_orm",
             "plain_plus_ours",
+            *(["plain_plus_ours_no_notify"] if postgres else []),
+            "ours_parts",
             "ours_serialize",
             "db_round_trip",
         ]
         per_rep_medians = {name: [] for name in names}
+        part_medians = {name: [] for name in PARTS}
         per_rep_means = {name: [] for name in names}
-        send_only, commit_part = [], []
+        send_only, commit_part, send_in_writing_tx = [], [], []
         discarded = 0
         for rep in range(reps):
             order = names[rep % len(names) :] + names[: rep % len(names)]
@@ -256,10 +325,18 @@ def run(quick=False):
                         totals = variants.serialize_loop(events)
                     elif name == "db_round_trip":
                         totals = variants.round_trip_loop(events)
+                    elif name == "ours_parts":
+                        totals, in_send = variants.parts_loop(events)
+                    elif name == "plain_plus_ours_no_notify":
+                        set_trigger(False)
+                        try:
+                            totals, _ = variants.plain_loop(events, with_ours=True)
+                        finally:
+                            set_trigger(True)
                     elif name == "plain_orm":
-                        totals = variants.plain_loop(events)
+                        totals, _ = variants.plain_loop(events)
                     else:
-                        totals = variants.plain_loop(events, with_ours=True)
+                        totals, in_send = variants.plain_loop(events, with_ours=True)
                     out[name] = (totals, in_send)
                 return out
 
@@ -268,21 +345,31 @@ def run(quick=False):
             for name, (totals, in_send) in outcome.items():
                 per_rep_medians[name].append(median(totals) / 1000)
                 per_rep_means[name].append(sum(totals) / len(totals) / 1000)
+                if name == "plain_plus_ours":
+                    send_in_writing_tx.append(median(in_send) / 1000)
+                if name == "ours_parts":
+                    for part, values in in_send.items():
+                        part_medians[part].append(median(values) / 1000)
                 if name == "ours":
                     send_only.append(median(in_send) / 1000)
                     commit_part.append(median([t - s for t, s in zip(totals, in_send, strict=False)]) / 1000)
             log(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{n}={per_rep_medians[n][-1]:.0f}µs" for n in names))
         delivered = common.topic_message_count(topic) - edx_sent_before
     finally:
-        listener.terminate()
-        listener.wait(10)
+        if listener:
+            listener.terminate()
+            listener.wait(10)
         set_trigger(True)
 
     ratio = lambda a, b: [x / y for x, y in zip(per_rep_medians[a], per_rep_medians[b], strict=False)]  # noqa: E731
     marginal = [x - y for x, y in zip(per_rep_medians["plain_plus_ours"], per_rep_medians["plain_orm"], strict=False)]
     flush_per_event = [ns / 1000 / per_rep for ns in variants.flush_ns]
+    work_we_add = [m - r for m, r in zip(marginal, per_rep_medians["db_round_trip"], strict=True)]
+    # The same without the COMMIT's share: the send() call alone, timed inside the writing transaction.
+    work_in_call = [s - r for s, r in zip(send_in_writing_tx, per_rep_medians["db_round_trip"], strict=True)]
     return {
         "name": "write_path",
+        "database": common.vendor(),
         "reps": reps,
         "events_per_rep": per_rep,
         "discarded_reps": discarded,
@@ -292,11 +379,34 @@ def run(quick=False):
         "ours_send_call_us": median(send_only),
         "ours_commit_us": median(commit_part),
         "ours_marginal_us": median(marginal),
+        # NOTIFY's share of the marginal cost: the trigger's work at COMMIT of a writing transaction.
+        "marginal_notify_us": median(
+            [
+                a - b
+                for a, b in zip(
+                    per_rep_medians["plain_plus_ours"], per_rep_medians["plain_plus_ours_no_notify"], strict=True
+                )
+            ]
+        )
+        if postgres
+        else None,
         "notify_cost_us": median(
             [a - b for a, b in zip(per_rep_medians["ours"], per_rep_medians["ours_no_notify"], strict=True)]
+        )
+        if postgres
+        else None,
+        "parts_us": {name: median(v) for name, v in part_medians.items()},
+        "work_we_add_us": median(work_we_add),
+        "ratio_work_we_add_over_edx": median(
+            [w / e for w, e in zip(work_we_add, per_rep_medians["edx_send"], strict=True)]
+        ),
+        "send_in_writing_tx_us": median(send_in_writing_tx),
+        "work_in_call_us": median(work_in_call),
+        "ratio_work_in_call_over_edx": median(
+            [w / e for w, e in zip(work_in_call, per_rep_medians["edx_send"], strict=True)]
         ),
         "ratio_ours_over_edx": median(ratio("ours", "edx_send")),
-        "ratio_ours_no_notify_over_edx": median(ratio("ours_no_notify", "edx_send")),
+        "ratio_ours_no_notify_over_edx": median(ratio("ours_no_notify", "edx_send")) if postgres else None,
         "ratio_ours_over_plain": median(ratio("ours", "plain_orm")),
         "ratio_marginal_over_edx": median([m / e for m, e in zip(marginal, per_rep_medians["edx_send"], strict=False)]),
         "edx_flush_ms_per_rep": median([ns / 1e6 for ns in variants.flush_ns]),
@@ -307,16 +417,52 @@ def run(quick=False):
     }
 
 
+# Issue 15: the work we add beyond one round trip is at most a third of edx-event-bus-kafka's send().
+# On every database this is the same as "marginal send() <= one round trip + a third of edx's send()".
+FLOOR_GOAL = 1 / 3
+
+
+def floor_lines(result):
+    """Issue 15's floor: marginal send() next to edx's, one round trip, the parts, and the work we add."""
+    m, parts = result["medians_us"], result["parts_us"]
+    ratio = result["ratio_work_we_add_over_edx"]
+    return [
+        f"   FLOOR on {result['database']}: one event added to a transaction that already writes a row (µs, medians)",
+        f"     marginal send() {result['ours_marginal_us']:.1f};  edx-event-bus-kafka send() {m['edx_send']:.1f};"
+        f"  one round trip (SELECT 1) {m['db_round_trip']:.1f}",
+        "     parts, timed in sequence: "
+        + ", ".join(f"{name} {parts[name]:.1f}" for name in PARTS)
+        + f"  (sum {m['ours_parts']:.1f})",
+        f"     work we add = marginal - round trip = {result['work_we_add_us']:.1f};  / edx send() = {ratio:.2f}"
+        f"   (goal <= 0.33: {'MET' if ratio <= FLOOR_GOAL else 'NOT MET'})",
+        *(
+            [f"     of the marginal send(), the NOTIFY trigger (on minus disabled) {result['marginal_notify_us']:.1f}"]
+            if result.get("marginal_notify_us") is not None
+            else []
+        ),
+        f"     without the COMMIT's share: send() call in the writing transaction "
+        f"{result['send_in_writing_tx_us']:.1f}; minus round trip {result['work_in_call_us']:.1f};"
+        f"  / edx send() = {result['ratio_work_in_call_over_edx']:.2f}",
+    ]
+
+
 def report(result):
     m = result["medians_us"]
     goal = result["ratio_ours_over_edx"] <= 1.0
+    notify = (
+        [
+            f"   ours, NOTIFY trigger disabled                       {m['ours_no_notify']:8.1f} µs"
+            f"   (NOTIFY adds {result['notify_cost_us']:.1f} µs)"
+        ]
+        if "ours_no_notify" in m
+        else []
+    )
     lines = [
-        f"1. WRITE PATH: µs per event, one event per transaction; median of {result['reps']} repetitions "
-        f"x {result['events_per_rep']} events (per-event median in each)",
-        f"   ours: atomic + send() + COMMIT, NOTIFY trigger on   {m['ours']:8.1f} µs"
+        f"1. WRITE PATH on {result.get('database', 'postgresql')}: µs per event, one event per transaction; median of "
+        f"{result['reps']} repetitions x {result['events_per_rep']} events (per-event median in each)",
+        f"   ours: atomic + send() + COMMIT{', NOTIFY trigger on' if notify else ''}   {m['ours']:8.1f} µs"
         f"   (send() call {result['ours_send_call_us']:.1f} + BEGIN/COMMIT {result['ours_commit_us']:.1f})",
-        f"   ours, NOTIFY trigger disabled                       {m['ours_no_notify']:8.1f} µs"
-        f"   (NOTIFY adds {result['notify_cost_us']:.1f} µs)",
+        *notify,
         f"   (a) edx-event-bus-kafka KafkaEventProducer.send()   {m['edx_send']:8.1f} µs"
         f"   (+ flush() after {result['events_per_rep']}: {result['edx_flush_ms_per_rep']:.1f} ms"
         f" = {result['edx_flush_us_per_event']:.1f} µs/event; "
@@ -327,8 +473,8 @@ def report(result):
         f"   context: our serialize + validate alone (no DB)      {m['ours_serialize']:8.1f} µs;"
         f"  one DB round trip (SELECT 1)  {m['db_round_trip']:.1f} µs",
         f"   ratio ours/(a) = {result['ratio_ours_over_edx']:.2f}   (goal <= 1.0: {'MET' if goal else 'NOT MET'})"
-        f"   [no NOTIFY: {result['ratio_ours_no_notify_over_edx']:.2f}; marginal in a writing transaction: "
-        f"{result['ratio_marginal_over_edx']:.2f}]",
+        + (f"   [no NOTIFY: {result['ratio_ours_no_notify_over_edx']:.2f}]" if notify else "")
+        + f"   [marginal in a writing transaction: {result['ratio_marginal_over_edx']:.2f}]",
         f"   ratio ours/(b) = {result['ratio_ours_over_plain']:.2f}",
         f"   statements (database round trips) per send() in a transaction: "
         f"{result.get('statements_per_send', float('nan')):.2f}   (goal 1.00)",
@@ -340,6 +486,8 @@ def report(result):
             f"   {result['discarded_reps']} repetition(s) discarded and redone: a stack service was restarted "
             f"by another user of the shared stack meanwhile"
         )
+    if "parts_us" in result:
+        lines += floor_lines(result)
     return "\n".join(lines)
 
 

@@ -272,6 +272,20 @@ def test_the_event_commits_with_the_callers_data():
     assert Group.objects.count() == 1 and OutboxEvent.objects.count() == 1
 
 
+def test_every_event_gets_the_relay_columns_defaults_and_its_own_created_time():
+    """The constant defaults are prepared once per database; ``created`` (a callable default) never is."""
+    from django.utils import timezone
+
+    caller_transaction(enrollment(), name="first")
+    second_sent_after = timezone.now()
+    caller_transaction(enrollment(), name="second")
+    first, second = OutboxEvent.objects.order_by("id")
+    assert second.created >= second_sent_after > first.created
+    for row in (first, second):
+        assert (row.status, row.attempts, row.last_error) == (OutboxEvent.STATUS.pending, 0, "")
+        assert (row.next_attempt_at, row.failing_since, row.sent_at, row.partition, row.offset) == (None,) * 5
+
+
 def test_text_that_only_looks_like_a_bad_escape_is_stored_as_it_is():
     """Emoji (a surrogate pair in JSON) and a literal backslash-u pass the quick check's suspicion."""
     name = "Zoë 😀 \\ud800 \\u0000 终"
