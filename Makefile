@@ -57,7 +57,7 @@ test: requirements requirements-django42 docs stack-up ## docs (warnings as erro
 
 # OUTBOX_TEST_UNIT=1 (tests/conftest.py, tests/settings.py): SQLite, every test marked kafka or redis
 # left out, every service URL a closed port.
-test-unit: requirements ## the tests that need no service, on SQLite, in under a minute; never touches the stack
+test-unit: requirements ## the tests that need no service, on SQLite, in about a minute; never touches the stack
 	OUTBOX_TEST_DB=sqlite OUTBOX_TEST_UNIT=1 $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Django 4.2 LTS, the oldest supported, in a venv of its own.
