@@ -102,17 +102,30 @@ def test_claim_query_is_an_index_range_scan(history):
     _analyze()
 
     claim = store.claim_query("default", "lane-b")[:500]
-    for query in (claim, store.sizes_query("default", "lane-b")[:500]):  # the byte bound reads sizes first
-        _assert_pending_index_range_scan(str(query.query), _explain(query))
+    _assert_pending_index_range_scan(str(claim.query), _explain(claim))
     assert [row.id for row in store.pending_batch("default", "lane-b", 500)] == [row[0] for row in claim]
 
-    # The statements the relay really runs as the byte bound cuts a batch short, not only the queries above.
+    # The statements the relay really runs as the byte bound cuts a batch short: the claim (sizes,
+    # and the payloads of rows within their share of the bound) and, for rows larger than their
+    # share, a read of their payloads by id.
     cut = min(40, len(claim))
     with CaptureQueriesContext(connection) as statements:
         batch = store.pending_batch("default", "lane-b", 500, max_bytes=cut * len(json.dumps(PAYLOAD)))
     assert [row.id for row in batch] == [row[0] for row in claim[:cut]]
-    for statement in statements.captured_queries:
-        _assert_pending_index_range_scan(statement["sql"], _explain_sql(statement["sql"]))
+    assert batch[0].payload == PAYLOAD
+    claim_sql, by_id_sql = (statement["sql"] for statement in statements.captured_queries)
+    _assert_pending_index_range_scan(claim_sql, _explain_sql(claim_sql))
+    _assert_primary_key_lookup(by_id_sql, _explain_sql(by_id_sql))
+
+
+def _assert_primary_key_lookup(sql, plan):
+    print(f"\n{connection.vendor} plan for {sql}:\n{plan}")
+    if connection.vendor == "postgresql":
+        assert "using edx_event_bus_outbox_event_pkey" in plan and "Seq Scan" not in plan
+    elif connection.vendor == "mysql":
+        assert _mysql_access(plan)["table"]["key"] == "PRIMARY"
+    else:
+        assert "USING INTEGER PRIMARY KEY (rowid=?)" in plan
 
 
 def _explain(query):

@@ -1,4 +1,4 @@
-# The payload's length, stored at write time for the relay's byte bound (store.sizes_query).
+# The payload's length, stored at write time for the relay's byte bound (store.pending_batch).
 # A nullable column with no default or CHECK constraint: PostgreSQL, MariaDB (INSTANT) and SQLite add it without
 # rewriting the table, so the migration takes no time on a table of millions of rows.
 

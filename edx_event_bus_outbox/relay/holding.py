@@ -13,14 +13,24 @@ from ..outbox.models import OutboxEvent
 from . import store
 
 
-def ready_batch(alias, lane, limit, max_bytes=None) -> list:
-    """The lane's first ``limit`` pending rows in id order that no dead row of their key stands in front of."""
-    if not OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=lane).exists():
+def ready_batch(alias, lane, limit, max_bytes=None, any_dead=None) -> list:
+    """
+    The lane's first ``limit`` pending rows in id order that no dead row of their key stands in front of.
+
+    ``any_dead`` is whether the lane has a dead row, when the caller knows (see ``Relay._ready_rows``).
+    """
+    if any_dead is None:
+        any_dead = has_dead(alias, lane)
+    if not any_dead:
         return store.pending_batch(alias, lane, limit, max_bytes)  # the usual case: one cheap seek, no transaction
     while True:
         rows, held = _hold_behind_dead(alias, lane, limit, max_bytes)
         if rows or not held:
             return rows
+
+
+def has_dead(alias, lane) -> bool:
+    return OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=lane).exists()
 
 
 def _hold_behind_dead(alias, lane, limit, max_bytes):

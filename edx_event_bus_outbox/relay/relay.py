@@ -65,6 +65,7 @@ class Relay:
         self.gave_way = set()  # lanes given up because they could not be published; retaken once Kafka answers
         self.lease_until = {}  # lane -> monotonic time before which our lease surely lasts
         self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
+        self.without_dead = set()  # held lanes seen without a dead row since we took them (see _ready_rows)
         self.state = "starting"
         self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
         self.backlog = BacklogSampler(options.alias, self.metrics)
@@ -164,6 +165,7 @@ class Relay:
         started = time.monotonic()
         if leases.try_acquire(alias, lane, self.token, seconds):
             self.held.add(lane)
+            self.without_dead.discard(lane)  # a holder before us may have moved rows to dead
             self.lease_until[lane] = started + seconds
             logger.info("Outbox relay now holds lane %r", lane)
             return True
@@ -260,8 +262,18 @@ class Relay:
         """
         Pending rows in id order, less those held behind a dead row of their key, cut before the
         first one still waiting out a backoff (by the database's clock).
+
+        Only a lane's lease holder moves its rows to dead, and a requeue only takes rows out of
+        dead. So a lane seen without a dead row since we took it stays so until we move one
+        there: it is looked at once per lease, not once per batch.
         """
-        rows = holding.ready_batch(self.options.alias, lane, self.options.batch_size, self.options.batch_max_bytes)
+        alias = self.options.alias
+        any_dead = lane not in self.without_dead and holding.has_dead(alias, lane)
+        if not any_dead:
+            self.without_dead.add(lane)
+        rows = holding.ready_batch(
+            alias, lane, self.options.batch_size, self.options.batch_max_bytes, any_dead=any_dead
+        )
         for index, row in enumerate(rows):
             if row.retry_later:
                 return rows[:index]
@@ -284,6 +296,7 @@ class Relay:
         if status is None:
             self._lost_lease(lane, "ended before a failed event could be recorded")
         elif status == store.STATUS.dead:
+            self.without_dead.discard(lane)
             self.dead_total += 1
             self.metrics.moved_to_dead(lane)
             logger.error(

@@ -7,13 +7,28 @@ talks to Kafka.
 
 import uuid
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.db import connections, transaction
-from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, Q, TextField
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    JSONField,
+    Q,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce, Length, Now
 
 from ..outbox.models import OutboxEvent
+from .compiled import CompiledQuery
 
 STATUS = OutboxEvent.STATUS
 
@@ -79,20 +94,16 @@ def claim_query(alias, lane):
     the primary key from the lowest id, past every sent row, on every claim, and a 100k drain
     slowed fourfold from start to end. tests/test_indexes.py holds every database to the index.
     """
+    return _claimable(alias, lane).values_list(*PendingRow._fields)
+
+
+def _claimable(alias, lane):
     return (
-        _pending_in_lane(alias, lane)
+        OutboxEvent.objects.using(alias)
+        .filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
+        .order_by("topic", "id")
         .annotate(retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField()))
-        .values_list(*PendingRow._fields)
     )
-
-
-def sizes_query(alias, lane):
-    """
-    ``(id, length of the payload's JSON text)`` of the lane's pending rows, in the claim's order and index.
-
-    The length is stored at write time (``payload_size()``).
-    """
-    return _pending_in_lane(alias, lane).annotate(size=payload_size()).values_list("id", "size")
 
 
 def payload_size():
@@ -100,29 +111,63 @@ def payload_size():
     return Coalesce("payload_size", Length(Cast("payload", TextField())))
 
 
-def _pending_in_lane(alias, lane):
-    return (
-        OutboxEvent.objects.using(alias)
-        .filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
-        .order_by("topic", "id")
-    )
-
-
 def pending_batch(alias, lane, limit, max_bytes=None) -> list:
     """
     The lane's first ``limit`` pending rows in id order, and with ``max_bytes`` no more than
     fit in that many bytes of payload (always at least one row, however large).
 
-    The sizes are read first, so the payloads of rows beyond the bound never leave the
-    database: a batch of large events costs the relay ``max_bytes``, not ``limit`` times their size.
+    One statement in the usual case: the claim returns every row's size, and the payload only
+    of a row no larger than its share of the bound (``max_bytes / limit``), so what it carries
+    is bounded however large the rows are. Rows within the bound whose payload it left out (large
+    ones) are read by id in a second statement. Payloads of rows beyond the bound never leave
+    the database: a batch of large events costs the relay ``max_bytes``, not ``limit`` times their size.
     """
+    share = max_bytes // limit if max_bytes else None
+    claimed = [_as_pending_row(row) for row in _claim(alias, lane, limit, share).run()]
     if not max_bytes:
-        return [PendingRow(*row) for row in claim_query(alias, lane)[:limit]]
-    last_id, limit = leading_rows_within(sizes_query(alias, lane)[:limit], max_bytes)
-    # Not ``id <= last_id`` in SQL: with it, planners may walk the primary key past every sent
-    # row (see claim_query). A row that became visible between the two statements may push one
-    # out, or add one at a lower id; the bound then errs by that row, never by a whole batch.
-    return [PendingRow(*row) for row in claim_query(alias, lane)[:limit] if row[0] <= last_id] if limit else []
+        return [row for row, _ in claimed]
+    _, count = leading_rows_within(((row.id, size) for row, size in claimed), max_bytes)
+    left_out = {row.id for row, size in claimed[:count] if size > share}
+    rows = [row for row, _ in claimed[:count]]
+    return _with_payloads(alias, rows, left_out) if left_out else rows
+
+
+# The claim's columns as Django 4.2 and 5.2 both return them: fields, then annotations (compiled.py).
+_CLAIM_FIELDS = [name for name in PendingRow._fields if name not in ("payload", "retry_later")]
+
+
+@lru_cache(maxsize=1024)
+def _claim(alias, lane, limit, share) -> CompiledQuery:
+    """The claim of ``limit`` rows, with sizes and the payloads within ``share`` bytes (all payloads if ``None``)."""
+    query = _claimable(alias, lane)
+    if share is None:
+        query = query.annotate(size=Value(None, output_field=IntegerField()), small_payload=F("payload"))
+    else:
+        query = query.annotate(size=payload_size()).annotate(
+            small_payload=Case(When(size__lte=share, then=F("payload")), output_field=JSONField())
+        )
+    return CompiledQuery(query.values_list(*_CLAIM_FIELDS, "retry_later", "size", "small_payload")[:limit])
+
+
+def _as_pending_row(row) -> tuple:
+    """``(PendingRow, size)`` from a row of ``_claim``."""
+    *fields, retry_later, size, payload = row
+    values = dict(zip(_CLAIM_FIELDS, fields, strict=True), retry_later=retry_later, payload=payload)
+    return PendingRow(**values), size
+
+
+def _with_payloads(alias, rows, ids):
+    """``rows`` with the payloads of ``ids`` read in; cut before a row no longer pending (requeued or purged)."""
+    read = OutboxEvent.objects.using(alias).filter(id__in=ids).values_list("id", "status", "payload")
+    payloads = {row_id: payload for row_id, status, payload in read if status == STATUS.pending}  # by the primary key
+    complete = []
+    for row in rows:
+        if row.id in ids:
+            if row.id not in payloads:
+                break
+            row = row._replace(payload=payloads[row.id])
+        complete.append(row)
+    return complete
 
 
 def leading_rows_within(sizes, max_bytes):
