@@ -41,6 +41,10 @@ class RegisteredAvroSerializer:
         self.parsed_schema = fastavro.parse_schema(json.loads(schema_string))
         self.frame_by_topic = {}
 
+    def knows(self, topic) -> bool:
+        """Whether this topic's schema id is known, so that encoding needs no registry call."""
+        return topic in self.frame_by_topic
+
     def __call__(self, datum, ctx) -> bytes:
         frame = self.frame_by_topic.get(ctx.topic)
         if frame is None:

@@ -33,3 +33,9 @@ def encode_message(*, signal, topic, event_key_field, event_key, payload, header
     key = key_serializer(event_key, SerializationContext(name, MessageField.KEY, headers))
     value = value_serializer(payload, SerializationContext(name, MessageField.VALUE, headers))
     return KafkaMessage(name, key, value, headers)
+
+
+def encodes_offline(*, signal, topic, event_key_field) -> bool:
+    """Whether encoding for ``topic`` needs no registry call: this process knows both schemas' ids for it."""
+    name = full_topic(topic)
+    return all(serializer.knows(name) for serializer in avro_serializers(signal, event_key_field))

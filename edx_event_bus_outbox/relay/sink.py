@@ -15,7 +15,7 @@ from openedx_events.tooling import OpenEdxPublicSignal
 from ..kafka.config import full_topic, kafka_client, producer_config
 from ..kafka.errors import log_client_error
 from ..kafka.headers import event_headers
-from ..kafka.messages import encode_message
+from ..kafka.messages import encode_message, encodes_offline
 from .errors import InfrastructureUnavailable, PermanentEventError, classify_delivery_error, classify_encoding_error
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,10 @@ class KafkaSink:
             deadline = time.monotonic() + 2 * self.delivery_timeout
         produce_until = deadline - self.delivery_timeout
         deliveries, order = {}, []
-        for row, message in self._encode_until(rows, produce_until):
+        encoded = (
+            _encode_leading(rows, produce_until) if _encodes_offline(rows) else self._encode_until(rows, produce_until)
+        )
+        for row, message in encoded:
             order.append(row.id)
             try:
                 if isinstance(message, Exception):
@@ -101,14 +104,8 @@ class KafkaSink:
         encoded, stop = [], threading.Event()
 
         def encode_all():
-            for row in rows:
-                if stop.is_set():
-                    return
-                try:
-                    encoded.append((row, encode_row(row)))
-                except (PermanentEventError, InfrastructureUnavailable) as exc:
-                    encoded.append((row, exc))
-                    return
+            for item in _encode_leading(rows, stop=stop):
+                encoded.append(item)  # one by one: the relay reads what is done when the deadline comes
 
         if self.encoder is not None:
             self.encoder.join(timeout=max(0.0, until - time.monotonic()))
@@ -195,6 +192,40 @@ class KafkaSink:
 
     def close(self):
         self.producer.flush(self.delivery_timeout + 5)
+
+
+def _encodes_offline(rows) -> bool:
+    """
+    Whether encoding the rows needs no registry look-up, which nothing can interrupt: then they
+    are encoded on the relay's own thread, each produced as soon as it is encoded.
+    """
+    try:
+        return all(
+            encodes_offline(
+                signal=OpenEdxPublicSignal.get_signal_by_type(event_type), topic=topic, event_key_field=key_field
+            )
+            for event_type, topic, key_field in {(row.event_type, row.topic, row.event_key_field) for row in rows}
+        )
+    except KeyError:  # a type this service does not know: the encoder thread classifies it
+        return False
+
+
+def _encode_leading(rows, until=None, stop=None):
+    """
+    ``(row, message or classified error)`` for the rows in order, ending after the first error,
+    or when ``stop`` is set, or with ``InfrastructureUnavailable`` for the row that ``until`` leaves no time for.
+    """
+    for row in rows:
+        if stop is not None and stop.is_set():
+            return
+        if until is not None and time.monotonic() >= until:
+            yield row, InfrastructureUnavailable("the batch's deadline passed while encoding")
+            return
+        try:
+            yield row, encode_row(row)
+        except (PermanentEventError, InfrastructureUnavailable) as exc:
+            yield row, exc
+            return
 
 
 def row_signal(row):

@@ -92,3 +92,26 @@ def test_delete_on_ack_removes_acknowledged_rows(topic, kafka_stack):
     drain(topic, delete_on_ack=True)
     assert len(kafka_stack.read_all(topic, expected=5)) == 5
     assert OutboxEvent.objects.count() == 0
+
+
+def test_rows_whose_schemas_are_known_are_encoded_on_the_relays_thread(topic, kafka_stack):
+    """
+    Only a registry look-up needs the encoder thread (nothing interrupts it; the batch deadline
+    must). Once both schema ids of a topic are known, rows are encoded and produced one by one
+    on the relay's thread, so the broker receives the first before the last is encoded.
+    """
+    from edx_event_bus_outbox.relay import store
+    from edx_event_bus_outbox.relay.sink import KafkaSink
+
+    write_events(topic, 6)
+    sink = KafkaSink(30.0)
+    try:
+        first, *rest = store.pending_batch("default", topic, 6)
+        assert [d.error for d in sink.publish([first])] == [None]
+        assert sink.encoder is not None  # the topic's first message: looked up on the encoder thread
+        sink.encoder = None
+        deliveries = sink.publish(rest)
+        assert [d.error for d in deliveries] == [None] * 5
+        assert sink.encoder is None  # no thread for rows needing no look-up
+    finally:
+        sink.close()
