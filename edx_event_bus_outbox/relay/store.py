@@ -149,11 +149,13 @@ def _claim(alias, lane, limit, share) -> CompiledQuery:
     return CompiledQuery(query.values_list(*_CLAIM_FIELDS, "retry_later", "size", "small_payload")[:limit])
 
 
+_PAYLOAD_AT = PendingRow._fields.index("payload")
+
+
 def _as_pending_row(row) -> tuple:
-    """``(PendingRow, size)`` from a row of ``_claim``."""
+    """``(PendingRow, size)`` from a row of ``_claim``: its payload put back in place, per row without a dict."""
     *fields, retry_later, size, payload = row
-    values = dict(zip(_CLAIM_FIELDS, fields, strict=True), retry_later=retry_later, payload=payload)
-    return PendingRow(**values), size
+    return PendingRow(*fields[:_PAYLOAD_AT], payload, *fields[_PAYLOAD_AT:], retry_later), size
 
 
 def _with_payloads(alias, rows, ids):
