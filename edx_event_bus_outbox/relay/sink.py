@@ -199,14 +199,13 @@ def _encodes_offline(rows) -> bool:
     Whether encoding the rows needs no registry look-up, which nothing can interrupt: then they
     are encoded on the relay's own thread, each produced as soon as it is encoded.
     """
+    one_of_each_kind = {(row.event_type, row.topic, row.event_key_field): row for row in rows}.values()
     try:
         return all(
-            encodes_offline(
-                signal=OpenEdxPublicSignal.get_signal_by_type(event_type), topic=topic, event_key_field=key_field
-            )
-            for event_type, topic, key_field in {(row.event_type, row.topic, row.event_key_field) for row in rows}
+            encodes_offline(signal=row_signal(row), topic=row.topic, event_key_field=row.event_key_field)
+            for row in one_of_each_kind
         )
-    except KeyError:  # a type this service does not know: the encoder thread classifies it
+    except PermanentEventError:  # a type this service does not know: the encoder thread classifies it
         return False
 
 
