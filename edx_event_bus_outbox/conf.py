@@ -489,8 +489,9 @@ def relay_poll_interval():
     # .. setting_default: 1.0
     # .. setting_description: Longest time, in seconds, an idle relay waits before looking for
     #   new rows. Polling starts at 1/20 of this after work was found and backs off to it. On
-    #   PostgreSQL a NOTIFY wakes the relay sooner. May not be longer than the lease, which an idle
-    #   relay renews only when it looks. Overridden by ``--poll-interval``.
+    #   PostgreSQL a NOTIFY wakes the relay sooner. A busy relay serving every lane looks for new
+    #   lanes this often. May not be longer than the lease, which an idle relay renews only when
+    #   it looks. Overridden by ``--poll-interval``.
     return _checked("EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL", 1.0, require_positive_seconds)
 
 

@@ -88,8 +88,14 @@ def check_client_properties():
     schema_registry_properties()
 
 
+@lru_cache(maxsize=1024)
 def full_topic(base_topic: str) -> str:
-    """The topic name on the broker: ``{EVENT_BUS_TOPIC_PREFIX}-{topic}``, or the topic alone."""
+    """
+    The topic name on the broker: ``{EVENT_BUS_TOPIC_PREFIX}-{topic}``, or the topic alone.
+
+    Cached: the relay asks once per message, and reading and checking the setting costs more
+    than encoding the message's key.
+    """
     prefix = conf.topic_prefix()
     return f"{prefix}-{base_topic}" if prefix else base_topic
 
@@ -204,5 +210,6 @@ def schema_registry_client():
 
 
 @receiver(setting_changed)
-def _forget_cached_clients(**kwargs):
+def _forget_cached_settings(**kwargs):
     schema_registry_client.cache_clear()
+    full_topic.cache_clear()

@@ -66,6 +66,7 @@ class Relay:
         self.lease_until = {}  # lane -> monotonic time before which our lease surely lasts
         self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
         self.without_dead = set()  # held lanes seen without a dead row since we took them (see _ready_rows)
+        self.found_lanes, self.lanes_found_at, self.last_pass_worked = [], None, False  # see _lanes
         self.state = "starting"
         self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
         self.backlog = BacklogSampler(options.alias, self.metrics)
@@ -138,15 +139,24 @@ class Relay:
                 break
             if self._hold(lane):
                 worked |= self._relay_batch(lane)
+        self.last_pass_worked = worked
         self._report_progress()
         if self.metrics.serving:
             self.backlog.sample_if_due(lanes)
         return worked
 
     def _lanes(self):
+        """
+        The configured lanes, or else every lane with pending rows. Looking for them is a statement
+        per lane and one more, so a relay that keeps finding work looks again only once per poll
+        interval; after a pass without work, it always looks: a new lane waits no longer than on an idle relay.
+        """
         if self.options.lanes:
             return list(self.options.lanes)
-        return sorted(set(store.pending_lanes(self.options.alias)) | self.held | self.gave_way)
+        now = time.monotonic()
+        if not self.last_pass_worked or now - self.lanes_found_at >= self.options.poll_interval:
+            self.found_lanes, self.lanes_found_at = store.pending_lanes(self.options.alias), now
+        return sorted(set(self.found_lanes) | self.held | self.gave_way)
 
     def _hold(self, lane) -> bool:
         alias, seconds = self.options.alias, self.options.lease_seconds

@@ -5,6 +5,8 @@ The latency of a busy lane is the length of the relay's loop, and on a loaded ho
 statement in it is a wait for the scheduler as well as a round trip.
 """
 
+import time
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -73,3 +75,38 @@ def test_a_compiled_claim_returns_what_the_queryset_returns():
 
     assert [tuple(row) for row in compiled.run()] == list(queryset)
     assert [row.event_id for row in store.pending_batch("default", "lane-s", 10)] == [row[1] for row in queryset]
+
+
+def test_a_busy_relay_serving_every_lane_looks_for_lanes_once_per_poll_interval():
+    """Lane discovery is two statements (one seek per lane, and one past the last); a busy loop skips it."""
+    write_events("lane-s", 30)
+    relay = Relay(RelayOptions(lanes=None, batch_size=10, poll_interval=60.0, listen=False), sink=AcceptingSink())
+    relay._serve_lanes()  # finds the lane, takes the lease, looks for dead rows once
+
+    with CaptureQueriesContext(connection) as statements:
+        relay._serve_lanes()
+    assert relay.sent_total == 20
+    assert len(statements.captured_queries) == 3, [q["sql"][:80] for q in statements.captured_queries]
+
+
+def test_a_relay_looks_for_lanes_again_after_a_pass_without_work():
+    """A new lane is found on the first pass after one that found nothing, however soon."""
+    relay = Relay(RelayOptions(lanes=None, batch_size=10, poll_interval=60.0, listen=False), sink=AcceptingSink())
+    write_events("lane-s", 10)
+    relay._serve_lanes()
+    assert not relay._serve_lanes()  # lane-s is empty now
+    write_events("lane-t", 5)
+    assert relay._serve_lanes()
+    assert relay.sent_total == 15
+
+
+def test_a_busy_relay_finds_a_new_lane_within_a_poll_interval():
+    write_events("lane-s", 40)
+    relay = Relay(RelayOptions(lanes=None, batch_size=10, poll_interval=0.2, listen=False), sink=AcceptingSink())
+    relay._serve_lanes()
+    write_events("lane-t", 5)
+    relay._serve_lanes()
+    assert not OutboxEvent.objects.filter(topic="lane-t", status=OutboxEvent.STATUS.sent).exists()
+    time.sleep(0.25)
+    relay._serve_lanes()
+    assert OutboxEvent.objects.filter(topic="lane-t", status=OutboxEvent.STATUS.sent).count() == 5
