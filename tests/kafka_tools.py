@@ -1,6 +1,8 @@
 """Small helpers for tests that talk to the real broker and registry."""
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+import time
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -44,11 +46,9 @@ class StackClients:
             metadata = consumer.list_topics(topic, timeout=10)
             partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
             consumer.assign(partitions)
-            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
-            messages, done = [], {p for p, end in ends.items() if end == 0}
-            import time
-
             deadline = time.monotonic() + timeout
+            ends = {p.partition: _high_watermark(consumer, p, deadline) for p in partitions}
+            messages, done = [], {p for p, end in ends.items() if end == 0}
             while time.monotonic() < deadline:
                 if expected is not None and len(messages) >= expected:
                     break
@@ -63,6 +63,18 @@ class StackClients:
             return messages
         finally:
             consumer.close()
+
+
+def _high_watermark(consumer, partition, deadline):
+    """A partition's end offset, asked again while its leader is still being elected (just after a broker restart)."""
+    electing = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=10)[1]
+        except KafkaException as exc:
+            if exc.args[0].code() not in electing or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def stack_service(action, service):
