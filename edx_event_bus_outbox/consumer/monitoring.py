@@ -10,7 +10,7 @@ import platform
 import django
 from edx_django_utils.monitoring import function_trace, record_exception, set_custom_attribute
 
-from ..kafka.headers import MessageHeaderError, message_headers
+from ..kafka.headers import LastMessageCache, MessageHeaderError, message_headers
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,21 @@ __all__ = [
 
 def describe(msg) -> str:
     """How log lines name a message: where it is and which event it carries, never what it says."""
-    headers = _headers(msg)
+    ids, types = _identity(msg)
     return (
         f"topic={msg.topic()} partition={msg.partition()} offset={msg.offset()} "
-        f"event_id={','.join(_safe_values(headers, 'ce_id')) or None} "
-        f"event_type={','.join(_safe_values(headers, 'ce_type')) or None}"
+        f"event_id={ids or None} event_type={types or None}"
     )
+
+
+def _read_identity(msg) -> tuple:
+    """``(ids, types)``: the ``ce_id`` and ``ce_type`` values fit for a log line, comma-joined."""
+    headers = _headers(msg)
+    return ",".join(_safe_values(headers, "ce_id")), ",".join(_safe_values(headers, "ce_type"))
+
+
+# Asked for twice per message (the attributes, the audit line).
+_identity = LastMessageCache(_read_identity)
 
 
 def _headers(msg) -> list:
@@ -82,15 +91,15 @@ def message_attributes(run_context, msg):
         # .. custom_attribute_name: python_version
         # .. custom_attribute_description: The Python version in use.
         set_custom_attribute("python_version", platform.python_version())
-        headers = _headers(msg)
-        if ids := _safe_values(headers, "ce_id"):
+        ids, types = _identity(msg)
+        if ids:
             # .. custom_attribute_name: kafka_message_id
             # .. custom_attribute_description: The message's ``ce_id`` header(s), comma-joined.
-            set_custom_attribute("kafka_message_id", ",".join(ids))
-        if types := _safe_values(headers, "ce_type"):
+            set_custom_attribute("kafka_message_id", ids)
+        if types:
             # .. custom_attribute_name: kafka_event_type
             # .. custom_attribute_description: The message's ``ce_type`` header(s), comma-joined.
-            set_custom_attribute("kafka_event_type", ",".join(types))
+            set_custom_attribute("kafka_event_type", types)
     except Exception as exc:  # noqa: BLE001  monitoring must never stop consumption
         # Monitoring must never stop consumption.
         set_custom_attribute("kafka_monitoring_error", repr(exc))

@@ -137,17 +137,37 @@ def header_values(headers, name: str) -> list:
     return [value.decode("utf-8") for key, value in (headers or []) if key == name]
 
 
-def message_headers(msg) -> list:
-    """
-    ``msg.headers()``, which confluent-kafka decodes as it is called: a header *name* that is not
-    UTF-8 (no Python client can write one, other clients can) raises there, not at our checks.
-    """
+class LastMessageCache:
+    """What was computed from the last message, handed out again while it is the one asked about."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.entry = (None, None)  # (message, value): one tuple, so that threads read a consistent pair
+
+    def __call__(self, msg):
+        last_msg, value = self.entry
+        if last_msg is msg:
+            return value
+        value = self.compute(msg)
+        self.entry = (msg, value)
+        return value
+
+
+def _read_headers(msg) -> list:
     try:
         return msg.headers() or []
     except Exception as exc:  # noqa: BLE001  a message object that cannot list its headers is unusable
         raise MessageHeaderError(
             "(names)", "unreadable", f"confluent-kafka cannot read them ({type(exc).__name__})"
         ) from None
+
+
+# ``msg.headers()``, which confluent-kafka decodes as it is called: a header *name* that is not
+# UTF-8 (no Python client can write one, other clients can) raises there, not at our checks.
+# The consumer needs one message's headers three times (monitoring, decoding, the audit line)
+# and confluent-kafka builds a new list on every call, so the last message's list is handed out
+# again: callers must not change it.
+message_headers = LastMessageCache(_read_headers)
 
 
 def _text(name: str, raw) -> str:
@@ -161,6 +181,26 @@ def _text(name: str, raw) -> str:
     if not text:
         raise MessageHeaderError(name, "empty", "the header has an empty value")
     return text
+
+
+# Headers whose values repeat from message to message (one service, one openedx-events): each
+# distinct value is checked and parsed once. Bounded, for a topic written by many services.
+_REPEATING = frozenset(("ce_type", "ce_source", "ce_minorversion", "sourcehost", "sourcelib"))
+_PARSED_REPEATING = {}
+_PARSED_REPEATING_MAX = 1024
+
+
+def _parse(name, from_header, raw):
+    text = _text(name, raw)
+    try:
+        parsed = from_header(text)
+    except ValueError as exc:
+        raise MessageHeaderError(name, "invalid", str(exc)) from None
+    if name in _REPEATING:
+        if len(_PARSED_REPEATING) >= _PARSED_REPEATING_MAX:
+            _PARSED_REPEATING.clear()
+        _PARSED_REPEATING[(name, raw)] = parsed
+    return parsed
 
 
 def metadata_from_headers(headers) -> EventsMetadata:
@@ -183,11 +223,10 @@ def metadata_from_headers(headers) -> EventsMetadata:
             raise MessageHeaderError(name, "invalid", f"expected {expected.decode()!r}")
     kwargs = {}
     for name, (field, from_header) in METADATA_HEADERS.items():
-        text = _text(name, raw[name])
-        try:
-            kwargs[field] = from_header(text)
-        except ValueError as exc:
-            raise MessageHeaderError(name, "invalid", str(exc)) from None
+        parsed = _PARSED_REPEATING.get((name, raw[name]))
+        if parsed is None:
+            parsed = _parse(name, from_header, raw[name])
+        kwargs[field] = parsed
     try:
         return EventsMetadata(**kwargs)
     except (TypeError, ValueError) as exc:  # openedx-events' own checks, should they grow stricter

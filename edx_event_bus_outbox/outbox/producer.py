@@ -22,8 +22,9 @@ from openedx_events.event_bus import EventBusProducer
 
 from .. import conf
 from ..exceptions import EventValidationError
+from ..kafka.avro_dict import to_avro_dict
 from ..kafka.headers import dotted_version, headers_from_metadata
-from ..kafka.schemas import EventKeyNotFound, extract_event_key, signal_serializer
+from ..kafka.schemas import EventKeyNotFound, extract_event_key
 from . import validation
 from .atomicity import check_send_is_atomic
 from .insert import insert_event
@@ -94,7 +95,7 @@ def serialize_event(signal, topic, event_key_field, event_data, event_metadata):
         return EventValidationError(event_type=signal.event_type, topic=topic, field=field, problem=problem)
 
     try:
-        payload = signal_serializer(signal).to_dict(event_data)
+        payload = to_avro_dict(signal, event_data)
     except Exception as exc:  # noqa: BLE001  openedx-events raises bare Exception
         raise invalid(
             validation.unserializable_field(event_data) or "(event)", f"cannot be serialized ({type(exc).__name__})"

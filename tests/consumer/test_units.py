@@ -204,3 +204,24 @@ def test_an_unreadable_header_name_is_a_bad_header_not_a_crash():
         decode(msg)
     assert original_headers(msg) is None, "the dead letter leaves them out (dlt_omitted: headers)"
     assert "offset=3 event_id=None" in monitoring.describe(msg)
+
+
+def test_one_messages_headers_are_read_from_confluent_kafka_once():
+    from edx_event_bus_outbox.consumer import monitoring
+    from edx_event_bus_outbox.kafka.headers import message_headers
+
+    class Counting(FakeMessage):
+        reads = 0
+
+        def headers(self):
+            Counting.reads += 1
+            return [("ce_id", f"id-{self.offset()}".encode()), ("ce_type", b"org.openedx.test.v1")]
+
+    first, second = Counting(0, 1), Counting(0, 2)
+    monitoring.message_attributes({"full_topic": "t"}, first)
+    message_headers(first)
+    assert "event_id=id-1 event_type=org.openedx.test.v1" in monitoring.describe(first)
+    assert Counting.reads == 1
+    assert "event_id=id-2" in monitoring.describe(second), "another message is read afresh"
+    assert message_headers(second) == [("ce_id", b"id-2"), ("ce_type", b"org.openedx.test.v1")]
+    assert Counting.reads == 2
