@@ -8,6 +8,7 @@ must be the same on PostgreSQL, MariaDB and SQLite: the caller's row is committe
 not stored, and an ERROR log names the event but never the offending value.
 """
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -284,6 +285,31 @@ def test_every_event_gets_the_relay_columns_defaults_and_its_own_created_time():
     for row in (first, second):
         assert (row.status, row.attempts, row.last_error) == (OutboxEvent.STATUS.pending, 0, "")
         assert (row.next_attempt_at, row.failing_since, row.sent_at, row.partition, row.offset) == (None,) * 5
+
+
+def test_the_insert_stores_each_column_exactly_as_the_orm_stores_it():
+    """``send()``'s own INSERT skips the ORM (and, for str and int values, ``get_db_prep_save``)."""
+    caller_transaction(enrollment(name="Zoë 终"))
+    sent = OutboxEvent.objects.get()
+    copied = OutboxEvent.objects.create(
+        **{f.attname: getattr(sent, f.attname) for f in OutboxEvent._meta.concrete_fields if not f.primary_key}
+        | {"event_id": uuid.uuid4()}
+    )
+    columns = [f.column for f in OutboxEvent._meta.concrete_fields if f.column not in ("id", "event_id")]
+    table = OutboxEvent._meta.db_table
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {quoted} FROM {table} WHERE id IN (%s, %s) ORDER BY id", [sent.id, copied.id])
+        ours, orms = cursor.fetchall()
+    # The JSON columns hold the same data; as text (MariaDB, SQLite) ours is the compact form.
+    ours, orms = (
+        [
+            json.loads(v) if c in ("payload", "event_key") and isinstance(v, str) else v
+            for c, v in zip(columns, row, strict=True)
+        ]
+        for row in (ours, orms)
+    )
+    assert dict(zip(columns, ours, strict=True)) == dict(zip(columns, orms, strict=True))
 
 
 def test_text_that_only_looks_like_a_bad_escape_is_stored_as_it_is():

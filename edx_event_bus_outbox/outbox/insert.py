@@ -15,7 +15,7 @@ becomes a ROLLBACK; so there, inside a transaction, the INSERT runs between a SA
 its RELEASE, sent as one query string: one round trip, as before.
 """
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
 
 from ..exceptions import DuplicateEventError, OutboxWriteError, TransactionLostError
 from .models import OutboxEvent
@@ -28,6 +28,15 @@ SAVEPOINT = "edx_event_bus_outbox_insert"
 _MYSQL_TRANSACTION_LOST = {1213, 2006, 2013, 4031}
 # A lock wait timeout undoes the statement only, unless innodb_rollback_on_timeout is on.
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
+
+# A str for a CharField, an int for an IntegerField: what get_db_prep_save returns for them on
+# every backend is the value itself (str() and int() of it), so the call is skipped. Exact
+# types: a bool is an int subclass, and a str subclass could carry behaviour of its own.
+_AS_IS_TYPE = {  # by attname: a Field's own __hash__ is Python code
+    field.attname: str if isinstance(field, models.CharField) else int
+    for field in FIELDS
+    if isinstance(field, (models.CharField, models.IntegerField))
+}
 
 _SQL_BY_VENDOR = {}
 _CONSTANTS_BY_VENDOR = {}
@@ -65,7 +74,10 @@ def parameters(connection, payload_json, values):
 
 def _param(field, values, constants, connection):
     if field.attname in values:
-        return field.get_db_prep_save(values[field.attname], connection)
+        value = values[field.attname]
+        if type(value) is _AS_IS_TYPE.get(field.attname):
+            return value
+        return field.get_db_prep_save(value, connection)
     if field.attname in constants:
         return constants[field.attname]
     return field.get_db_prep_save(field.get_default(), connection)
