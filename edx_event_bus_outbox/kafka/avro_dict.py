@@ -40,19 +40,15 @@ class _Converter:
     """``to_dict`` for one signal, checked against openedx-events' on its first event."""
 
     def __init__(self, signal):
+        serializer = signal_serializer(signal)
         self.signal = signal
-        self.upstream = signal_serializer(signal).to_dict
-        self.serializers = {**DEFAULT_SERIALIZERS, **signal_serializer(signal).serializers}
+        self.upstream = serializer.to_dict
+        self.serializers = {**DEFAULT_SERIALIZERS, **serializer.serializers}
         self.chosen = {}  # (declared type, value type) -> serializer, or None for "as it is"
-        self.checked = False
-        self.differs = False
+        self.convert = self._first  # then ours, or openedx-events' if the first event showed a difference
 
     def __call__(self, event_data):
-        if self.differs:
-            return self.upstream(event_data)
-        if not self.checked:
-            return self._first(event_data)
-        return self._ours(event_data)
+        return self.convert(event_data)
 
     def _ours(self, event_data):
         return json.loads(json.dumps(event_data, sort_keys=True, default=self._value_to_dict))
@@ -60,9 +56,10 @@ class _Converter:
     def _first(self, event_data):
         ours = self._ours(event_data)
         theirs = self.upstream(event_data)
-        self.checked = True
-        self.differs = ours != theirs
-        if self.differs:
+        if ours == theirs:
+            self.convert = self._ours
+        else:
+            self.convert = self.upstream
             logger.warning(
                 "Signal %s: this openedx-events serializes event data differently from the outbox's faster "
                 "to_dict; the outbox uses openedx-events' own to_dict for this signal from now on (ADR 19).",
