@@ -562,6 +562,31 @@ def relay_listen():
     return _checked("EVENT_BUS_OUTBOX_RELAY_LISTEN", True, require_bool)
 
 
+def relay_exactly_once():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_EXACTLY_ONCE
+    # .. setting_default: True
+    # .. setting_description: Publish each relay batch as one Kafka transaction, with a
+    #   transactional producer per lane and a marker record naming the batch's rows, so that
+    #   a relay crash or a lease takeover never publishes a committed event twice to
+    #   ``read_committed`` consumers (librdkafka's default). Needs a broker with transactions
+    #   (Kafka 0.11+, and the Transactional ID and the transactions topic allowed by its ACLs);
+    #   turn off for one without, and the relay is at-least-once. Redis Streams topics are
+    #   always at-least-once. See docs/decisions/0020-exactly-once-publication.rst.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_EXACTLY_ONCE", True, require_bool)
+
+
+def relay_transactions_topic():
+    # .. setting_name: EVENT_BUS_OUTBOX_RELAY_TRANSACTIONS_TOPIC
+    # .. setting_default: "outbox-relay-transactions"
+    # .. setting_description: The topic (prefixed like every other) where each exactly-once
+    #   batch's transaction ends with a marker record listing its row ids; a relay that takes
+    #   a lane over reads the lane's last marker to mark what its predecessor published but
+    #   did not mark. The relay creates it, compacted, with one partition, if it is missing.
+    return _checked(
+        "EVENT_BUS_OUTBOX_RELAY_TRANSACTIONS_TOPIC", "outbox-relay-transactions", require_topic_name, optional=False
+    )
+
+
 def relay_heartbeat_file():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE
     # .. setting_default: None
@@ -876,6 +901,8 @@ CHECKS = (
     relay_backoff_seconds,
     relay_lanes,
     relay_listen,
+    relay_exactly_once,
+    relay_transactions_topic,
     relay_heartbeat_file,
     relay_metrics_port,
     metrics_address,

@@ -32,7 +32,7 @@ class StackClients:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, offset) for p in partitions])
         self.admin.alter_consumer_group_offsets([request], request_timeout=30)[group].result(timeout=40)
 
-    def read_all(self, topic, expected=None, timeout=30.0):
+    def read_all(self, topic, expected=None, timeout=30.0, isolation_level="read_committed"):
         """Every message of a topic from the beginning; stops at ``expected`` messages or the end."""
         consumer = Consumer(
             {
@@ -40,6 +40,7 @@ class StackClients:
                 "group.id": f"reader-{topic}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                "isolation.level": isolation_level,
             }
         )
         try:
@@ -56,6 +57,10 @@ class StackClients:
                     break
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
+                    # A transaction's last message is followed by its commit marker, which is never
+                    # returned: the partition is done once the position has passed its end.
+                    positions = consumer.position([TopicPartition(topic, p) for p in ends if p not in done])
+                    done.update(p.partition for p in positions if p.offset >= ends[p.partition])
                     continue
                 messages.append(msg)
                 if msg.offset() + 1 >= ends[msg.partition()]:

@@ -43,7 +43,11 @@ OWNED_KAFKA_PROPERTIES = {
     "enable.idempotence": "producers are idempotent, so that a retry never reorders or duplicates a key (ADR 1)",
     "acks": _ACKS,
     "request.required.acks": _ACKS,
-    "transactional.id": "the package's producers are not transactional (produce() would fail outside a transaction)",
+    "transactional.id": "an exactly-once relay derives each lane's from the topic prefix, the service and the lane "
+    "(EVENT_BUS_OUTBOX_RELAY_EXACTLY_ONCE); the other producers are not transactional",
+    "transaction.timeout.ms": "it is the relay's lease, so that a dead relay's open transaction is aborted by the "
+    "time its lane is taken over",
+    "isolation.level": "the consumer and the relay's marker reader read committed data only",
     "message.timeout.ms": _TIMEOUTS,
     "delivery.timeout.ms": _TIMEOUTS,
     "delivery.report.only.error": "the relay marks a row sent when the row's delivery report arrives",
@@ -144,6 +148,40 @@ def producer_config(**overrides) -> dict:
     return config
 
 
+def transactional_producer_config(lane: str, lease_seconds: float, **overrides) -> dict:
+    """
+    The exactly-once relay's producer for one lane. Its ``transactional.id`` is the same for
+    every relay of this service and lane, so a new lease holder's ``init_transactions()``
+    fences the old one out at the broker, behind the database lease (ADR 20). The service
+    name keeps the LMS's and the CMS's relays of a shared topic from fencing each other.
+    """
+    return producer_config(
+        **{
+            "transactional.id": transactional_id(lane),
+            "transaction.timeout.ms": int(lease_seconds * 1000),
+            **overrides,
+        }
+    )
+
+
+def transactional_id(lane: str) -> str:
+    return full_topic(f"outbox-relay.{get_service_name() or 'service'}.{lane}")
+
+
+def marker_reader_config(isolation_level: str) -> dict:
+    """A consumer that only reads assigned partitions: never joins its group nor commits an offset."""
+    config = common_client_config()
+    config.update(
+        {
+            "group.id": "edx-event-bus-outbox-relay-markers",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": isolation_level,
+        }
+    )
+    return config
+
+
 def consumer_config(group_id: str) -> dict:
     """
     A consumer that never commits or stores offsets by itself.
@@ -156,6 +194,7 @@ def consumer_config(group_id: str) -> dict:
     config.update(consumer_kafka_properties())
     config.update(
         {
+            "isolation.level": "read_committed",
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

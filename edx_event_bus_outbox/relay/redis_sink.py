@@ -1,7 +1,7 @@
 """
 The Redis Streams side of the relay: a batch of a lane's rows, ``XADD``\\ ed in one round trip.
 
-Same interface as ``KafkaSink`` (``publish``, ``can_reach``, ``close``), so leases, fencing,
+Same interface as ``KafkaSink`` (``publish``, ``can_reach``, ``prepare``, ``forget``, ``close``), so leases, fencing,
 retries, the dead state and per-key order (relay.py, holding.py) apply unchanged. Why each
 batch is one ``MULTI``/``EXEC``: docs/decisions/0017-redis-streams-sink.rst.
 """
@@ -14,10 +14,10 @@ from .. import conf
 from ..redis_streams.client import redis_client
 from ..redis_streams.entries import stream_entry
 from .errors import InfrastructureUnavailable, PermanentEventError, classify_encoding_error, classify_redis_error
-from .sink import Delivery, cloud_event_attributes, row_signal
+from .sink import AtLeastOnce, Delivery, cloud_event_attributes, row_signal
 
 
-class RedisSink:
+class RedisSink(AtLeastOnce):
     """
     One Redis client (a connection pool, which reconnects by itself), reused for every batch.
 

@@ -43,6 +43,7 @@ class RelayOptions:
     dead_after_seconds: float = field(default_factory=conf.relay_dead_after_seconds)
     backoff: tuple = field(default_factory=conf.relay_backoff_seconds)
     delete_on_ack: bool = field(default_factory=conf.delete_on_ack)
+    exactly_once: bool = field(default_factory=conf.relay_exactly_once)
     listen: bool = field(default_factory=conf.relay_listen)
     heartbeat_file: str | None = field(default_factory=conf.relay_heartbeat_file)
     metrics_port: int | None = field(default_factory=conf.relay_metrics_port)
@@ -55,7 +56,7 @@ class Relay:
     def __init__(self, options: RelayOptions, sink=None):
         self.options = options
         self.token = leases.new_token()
-        self.sink = sink or TopicSinks(options.lease_seconds)  # Kafka or Redis, per topic
+        self.sink = sink or TopicSinks(options.lease_seconds, options.exactly_once)  # Kafka or Redis, per topic
         self.waiter = make_waiter(options.alias, options.poll_interval, options.listen)
         self.stopping = threading.Event()
         self.held = set()
@@ -182,11 +183,16 @@ class Relay:
         return False
 
     def _lost_lease(self, lane, why):
-        self.held.discard(lane)
+        self._let_go(lane)
         self.unreported_sent.discard(lane)
         if lane in self.lane_failures:
             self.gave_way.add(lane)  # it could not publish either: take it again only once Kafka answers
         logger.warning("Outbox relay lost its lease on lane %r (%s); standing by", lane, why)
+
+    def _let_go(self, lane):
+        """The lane is no longer ours: the sink drops what it keeps for it (exactly-once: its producer)."""
+        self.held.discard(lane)
+        self.sink.forget(lane)
 
     # ------------------------------------------------------------------ giving way
 
@@ -199,7 +205,7 @@ class Relay:
         """Stop renewing and release the lease at once, so a healthy standby takes the lane on its next poll."""
         since, error = self.failing_since[lane]
         leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
-        self.held.discard(lane)
+        self._let_go(lane)
         self.unreported_sent.discard(lane)
         self.gave_way.add(lane)
         logger.error(
@@ -226,7 +232,7 @@ class Relay:
     # ------------------------------------------------------------------ one batch
 
     def _relay_batch(self, lane) -> bool:
-        if time.monotonic() < self.lane_resume_at.get(lane, 0):
+        if time.monotonic() < self.lane_resume_at.get(lane, 0) or not self._prepared(lane):
             return False
         began = time.monotonic()
         rows = self._ready_rows(lane)
@@ -259,6 +265,29 @@ class Relay:
         else:
             self._batch_failed(lane, next(r for r in rows if r.id == failed.row_id), failed.error, started)
         return bool(acked)
+
+    def _prepared(self, lane) -> bool:
+        """
+        Let the sink ready the lane before a batch. An exactly-once sink that has just fenced the
+        lane's earlier producers names the rows their last transaction published (ADR 20): a relay
+        that died before marking them left them pending, and they are marked now, not re-sent.
+        """
+        try:
+            published = self.sink.prepare(lane)
+        except InfrastructureUnavailable as exc:
+            self._note_failure(lane, exc.log_text)
+            return False
+        if published:
+            marked = store.mark_published(self.options.alias, published, self.options.delete_on_ack, self._lease(lane))
+            if marked:
+                self.unreported_sent.add(lane)
+                logger.warning(
+                    "Outbox relay marked %s rows of lane %r sent: the lane's last Kafka transaction had published "
+                    "them, and its relay stopped before marking them",
+                    marked,
+                    lane,
+                )
+        return True
 
     def _lease(self, lane):
         """The fence for this lane's writes: our lease, unexpired by the database's clock."""
@@ -362,7 +391,8 @@ class Relay:
     def _database_failed(self, exc):
         self._set_state("cannot use the database", f"{type(exc).__name__}: {exc}")
         connections[self.options.alias].close()  # reconnect on the next query
-        self.held.clear()  # the leases will be re-checked, never assumed, after an outage
+        for lane in list(self.held):  # the leases will be re-checked, never assumed, after an outage
+            self._let_go(lane)
         first, cap = self.options.backoff
         self.stopping.wait(backoff_seconds(2, first, cap))
 

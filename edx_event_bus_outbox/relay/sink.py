@@ -30,7 +30,18 @@ class Delivery(NamedTuple):
     error: Exception | None = None
 
 
-class KafkaSink:
+class AtLeastOnce:
+    """The lane hooks of a sink that keeps nothing per lane: a row published but not marked is published again."""
+
+    def prepare(self, lane) -> list:
+        """Before a lane's batch: the row ids a crash left published but unmarked, which this sink cannot know."""
+        return []
+
+    def forget(self, lane):
+        """The relay no longer holds the lane."""
+
+
+class KafkaSink(AtLeastOnce):
     """
     One idempotent producer, reused for every batch of every lane, and rebuilt after a fatal error.
 
@@ -69,9 +80,21 @@ class KafkaSink:
         or that the deadline leaves no time for, so that no later row can overtake it; that
         row's ``Delivery`` carries the error and is last in the list.
         """
-        if deadline is None:
-            deadline = time.monotonic() + 2 * self.delivery_timeout
-        produce_until = deadline - self.delivery_timeout
+        deadline = self.deadline_or_default(deadline)
+        deliveries, order = self.produce_leading(self.producer, rows, deadline - self.delivery_timeout)
+        self.producer.flush(max(0.0, deadline - time.monotonic()))
+        self._rebuild_if_fatal()
+        return in_order(deliveries, order)
+
+    def deadline_or_default(self, deadline):
+        return time.monotonic() + 2 * self.delivery_timeout if deadline is None else deadline
+
+    def produce_leading(self, producer, rows, produce_until):
+        """
+        Encode and produce rows in order until the first that fails: ``(deliveries by row id,
+        ids in order)``. The failed row's ``Delivery`` is in the dict at once; the others arrive
+        with their delivery reports.
+        """
         deliveries, order = {}, []
         encoded = (
             _encode_leading(rows, produce_until) if _encodes_offline(rows) else self._encode_until(rows, produce_until)
@@ -81,17 +104,11 @@ class KafkaSink:
             try:
                 if isinstance(message, Exception):
                     raise message
-                self._produce(row.id, message, deliveries, produce_until)
+                self._produce(producer, row.id, message, deliveries, produce_until)
             except (PermanentEventError, InfrastructureUnavailable) as exc:
                 deliveries[row.id] = Delivery(row.id, error=exc)
                 break
-        self.producer.flush(max(0.0, deadline - time.monotonic()))
-        self._rebuild_if_fatal()
-        return [
-            deliveries.get(row_id)
-            or Delivery(row_id, error=InfrastructureUnavailable("no delivery report before the batch's deadline"))
-            for row_id in order
-        ]
+        return deliveries, order
 
     def _encode_until(self, rows, until):
         """
@@ -128,7 +145,7 @@ class KafkaSink:
             )
         return done
 
-    def _produce(self, row_id, message, deliveries, until):
+    def _produce(self, producer, row_id, message, deliveries, until):
         def on_delivery(err, msg):
             if err is None:
                 deliveries[row_id] = Delivery(row_id, msg.partition(), msg.offset())
@@ -139,7 +156,7 @@ class KafkaSink:
 
         while True:
             try:
-                self.producer.produce(
+                producer.produce(
                     message.topic,
                     key=message.key,
                     value=message.value,
@@ -150,7 +167,7 @@ class KafkaSink:
             except BufferError as exc:
                 if time.monotonic() >= until:
                     raise InfrastructureUnavailable("the producer's queue stayed full until the deadline") from exc
-                self.producer.poll(0.1)  # local queue full: serve delivery reports, then retry
+                producer.poll(0.1)  # local queue full: serve delivery reports, then retry
             except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
                 raise self._classify(exc.args[0]) from exc
 
@@ -192,6 +209,15 @@ class KafkaSink:
 
     def close(self):
         self.producer.flush(self.delivery_timeout + 5)
+
+
+def in_order(deliveries, order) -> list:
+    """One ``Delivery`` per produced row, in order; a row without a delivery report failed by the deadline."""
+    return [
+        deliveries.get(row_id)
+        or Delivery(row_id, error=InfrastructureUnavailable("no delivery report before the batch's deadline"))
+        for row_id in order
+    ]
 
 
 def _encodes_offline(rows) -> bool:

@@ -206,6 +206,21 @@ def mark_sent(alias, deliveries, delete: bool, lease) -> int:
     return marked
 
 
+def mark_published(alias, row_ids, delete: bool, lease) -> int:
+    """
+    Record rows that a lane's last Kafka transaction published, found still pending by the
+    lane's next holder (ADR 20): sent (their partition and offset unknown), or deleted. Fenced
+    like ``mark_sent``; rows no longer pending are left as they are. Returns how many.
+    """
+    marked = 0
+    for start in range(0, len(row_ids), MARK_CHUNK):
+        rows = OutboxEvent.objects.using(alias).filter(
+            Exists(lease), id__in=row_ids[start : start + MARK_CHUNK], status=STATUS.pending
+        )
+        marked += rows.delete()[0] if delete else rows.update(status=STATUS.sent, sent_at=Now(), next_attempt_at=None)
+    return marked
+
+
 # Rows per UPDATE; also keeps SQLite under its 500-term compound SELECT limit.
 MARK_CHUNK = 500
 

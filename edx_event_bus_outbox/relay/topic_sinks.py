@@ -9,15 +9,17 @@ Redis opens no Redis connection.
 """
 
 from .. import conf
+from .exactly_once import ExactlyOnceKafkaSink
 from .redis_sink import RedisSink
 from .sink import KafkaSink
 
 
 class TopicSinks:
-    """The relay's sink: ``publish``, ``can_reach`` and ``close`` of the sink each topic goes to."""
+    """The relay's sink: ``publish``, ``can_reach``, ``prepare``, ``forget`` and ``close`` of the sink each topic goes to."""
 
-    def __init__(self, lease_seconds: float):
+    def __init__(self, lease_seconds: float, exactly_once: bool = False):
         self.lease_seconds = lease_seconds
+        self.kafka_sink = ExactlyOnceKafkaSink if exactly_once else KafkaSink
         self.built = {}
         self._sink_of_kind(conf.default_sink())
 
@@ -26,11 +28,17 @@ class TopicSinks:
 
     def _sink_of_kind(self, kind):
         if kind not in self.built:
-            self.built[kind] = (RedisSink if kind == conf.SINK_REDIS else KafkaSink)(self.lease_seconds)
+            self.built[kind] = (RedisSink if kind == conf.SINK_REDIS else self.kafka_sink)(self.lease_seconds)
         return self.built[kind]
 
     def publish(self, rows, deadline: float | None = None) -> list:
         return self.sink(rows[0].topic).publish(rows, deadline) if rows else []
+
+    def prepare(self, lane) -> list:
+        return self.sink(lane).prepare(lane)
+
+    def forget(self, lane):
+        self.sink(lane).forget(lane)
 
     def can_reach(self, topic) -> bool:
         return self.sink(topic).can_reach(topic)

@@ -5,10 +5,10 @@ from datetime import timedelta
 from django.utils import timezone
 
 from edx_event_bus_outbox.models import RelayLease
-from edx_event_bus_outbox.relay.sink import Delivery
+from edx_event_bus_outbox.relay.sink import AtLeastOnce, Delivery
 
 
-class AcceptingSink:
+class AcceptingSink(AtLeastOnce):
     """Acknowledges every row, at partition 0 and the next offset, and remembers the event ids in order."""
 
     def __init__(self):
@@ -38,6 +38,12 @@ class StealingSink:
             token="thief", expires_at=timezone.now() + timedelta(minutes=1)
         )
         return deliveries
+
+    def prepare(self, lane):
+        return self.sink.prepare(lane)
+
+    def forget(self, lane):
+        self.sink.forget(lane)
 
     def close(self):
         self.sink.close()

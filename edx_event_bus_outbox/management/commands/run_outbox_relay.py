@@ -5,6 +5,7 @@ Run one or more per deployment; leases make extra ones hot standbys. SIGTERM or 
 finishes the batch in flight, releases the leases and exits 0.
 """
 
+import argparse
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -23,6 +24,7 @@ OPTIONS = {
     "lease_seconds": ("--lease-seconds", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),
     "heartbeat_file": ("--heartbeat-file", conf.require_heartbeat_file, "EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE"),
     "metrics_port": ("--metrics-port", conf.require_port, "EVENT_BUS_OUTBOX_RELAY_METRICS_PORT"),
+    "exactly_once": ("--exactly-once", conf.require_bool, "EVENT_BUS_OUTBOX_RELAY_EXACTLY_ONCE"),
 }
 
 
@@ -54,6 +56,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--heartbeat-file",
             help="Touch this file every loop, for liveness probes (EVENT_BUS_OUTBOX_RELAY_HEARTBEAT_FILE).",
+        )
+        parser.add_argument(
+            "--exactly-once",
+            action=argparse.BooleanOptionalAction,
+            help="Publish each batch as one Kafka transaction, or not (EVENT_BUS_OUTBOX_RELAY_EXACTLY_ONCE).",
         )
         parser.add_argument(
             "--metrics-port",
