@@ -39,12 +39,12 @@ from bench.common import KEY_FIELD, log, median
 # ---------------------------------------------------------------- contenders
 
 
-def drain_ours(topic, n, sink=None, cap_seconds=None, delivered_count=common.topic_message_count):
+def drain_ours(topic, n, sink=None, cap_seconds=None, delivered_count=common.topic_message_count, exactly_once=None):
     """
     Load ``n`` rows, then time an in-process relay draining them, until empty or until
     ``cap_seconds`` (then ``relay.stop()``: the batch in flight finishes). Returns
     ``(events/s, events sent)``. ``delivered_count(topic)`` counts what reached the broker
-    (a Kafka topic's messages by default).
+    (a Kafka topic's messages by default). ``exactly_once`` overrides the setting (default: on).
     """
 
     import threading
@@ -56,7 +56,10 @@ def drain_ours(topic, n, sink=None, cap_seconds=None, delivered_count=common.top
     before = delivered_count(topic)
     common.quiet_gc()
     t0 = time.perf_counter()
-    relay = Relay(RelayOptions(until_empty=True), sink=sink)
+    options = RelayOptions(until_empty=True)
+    if exactly_once is not None:
+        options.exactly_once = exactly_once
+    relay = Relay(options, sink=sink)
     timer = threading.Timer(cap_seconds, relay.stop) if cap_seconds else None
     if timer:
         timer.start()
@@ -193,7 +196,7 @@ def phase_breakdown(topic, n, cap_seconds=None):
 
         sink = KafkaSink(conf.relay_lease_seconds())
         sink.producer = _TimedProducer(sink.producer, totals)
-        rate, _ = drain_ours(topic, n, sink=sink, cap_seconds=cap_seconds)
+        rate, _ = drain_ours(topic, n, sink=sink, cap_seconds=cap_seconds, exactly_once=False)
     finally:
         for module, attr, original in saved:
             setattr(module, attr, original)
@@ -292,16 +295,20 @@ def run(quick=False, profile=None):
     )
     pool = common.make_event_data(1000)
     common.prepare_seed(pool)
-    topics = {name: common.create_topic(common.topic_name(f"drain-{name}")) for name in ("ours", "edx", "jaiminho")}
+    topics = {
+        name: common.create_topic(common.topic_name(f"drain-{name}"))
+        for name in ("ours", "ours_alo", "edx", "jaiminho")
+    }
     edx = EdxDirect()
 
     # Warm: connections, registry subjects and serializer caches for each topic.
     drain_ours(topics["ours"], 500)
+    drain_ours(topics["ours_alo"], 500, exactly_once=False)
     edx.run(topics["edx"], pool, 1000)
     if with_jaiminho:
         drain_jaiminho(topics["jaiminho"], pool, 50)
 
-    contenders = ["ours", "edx_direct"] + (["jaiminho"] if with_jaiminho else [])
+    contenders = ["ours", "ours_at_least_once", "edx_direct"] + (["jaiminho"] if with_jaiminho else [])
     rates = {name: [] for name in contenders}
     counts = {name: [] for name in contenders}
     discarded = 0
@@ -313,6 +320,8 @@ def run(quick=False, profile=None):
             for name in order:
                 if name == "ours":
                     out[name] = drain_ours(topics["ours"], n, cap_seconds=cap)
+                elif name == "ours_at_least_once":
+                    out[name] = drain_ours(topics["ours_alo"], n, cap_seconds=cap, exactly_once=False)
                 elif name == "edx_direct":
                     out[name] = edx.run(topics["edx"], pool, n, cap_seconds=cap)
                 else:
@@ -339,6 +348,8 @@ def run(quick=False, profile=None):
         "per_rep_rates": rates,
         "per_rep_events": counts,
         "ratio_ours_over_edx": paired("ours", "edx_direct"),
+        "ratio_at_least_once_over_edx": paired("ours_at_least_once", "edx_direct"),
+        "ratio_exactly_once_over_at_least_once": paired("ours", "ours_at_least_once"),
         "ratio_ours_over_jaiminho": paired("ours", "jaiminho") if with_jaiminho else None,
     }
     log("drain: phase breakdown of our relay")
@@ -377,8 +388,11 @@ def report(result):
         f"2. RELAY DRAIN: events/s from a backlog of {result['events']:,} events; median of "
         f"{result['reps']} repetitions (each contender stops after {result['cap_seconds']:.0f} s if not done; "
         f"events done per repetition in brackets)",
-        f"   ours: in-process Relay, until_empty, batch 500       {r['ours']:8.0f} events/s"
+        "   ours: in-process Relay, until_empty, batch 500,",
+        f"     exactly-once (a Kafka transaction per batch)       {r['ours']:8.0f} events/s"
         f"   [{complete('ours', result['events'])}]",
+        f"     at-least-once (--no-exactly-once)                  {r['ours_at_least_once']:8.0f} events/s"
+        f"   [{complete('ours_at_least_once', result['events'])}]",
         f"   edx-event-bus-kafka direct: send() loop + flush()    {r['edx_direct']:8.0f} events/s"
         f"   [{complete('edx_direct', result['events'])}]",
     ]
@@ -388,8 +402,9 @@ def report(result):
             f"   [backlog {result['jaiminho_events']:,}; one transaction and one broker wait per event]"
         )
     lines.append(
-        f"   ratio ours/edx direct = {result['ratio_ours_over_edx']:.2f}   (goal >= 2.0: "
-        f"{'MET' if goal else 'NOT MET'})"
+        f"   ratio ours (exactly-once)/edx direct = {result['ratio_ours_over_edx']:.2f}   (goal >= 2.0: "
+        f"{'MET' if goal else 'NOT MET'}); at-least-once/edx direct = {result['ratio_at_least_once_over_edx']:.2f}; "
+        f"exactly-once/at-least-once = {result['ratio_exactly_once_over_at_least_once']:.2f}"
     )
     if result.get("ratio_ours_over_jaiminho"):
         lines.append(f"   ratio ours/jaiminho = {result['ratio_ours_over_jaiminho']:.1f}")
@@ -402,7 +417,9 @@ def report(result):
             f"restarted by another user of the shared stack meanwhile"
         )
     if result.get("phases"):
-        lines += _phase_lines(result["phases"], "where our relay's wall time goes (timers around each phase)")
+        lines += _phase_lines(
+            result["phases"], "where our at-least-once relay's wall time goes (timers around each phase)"
+        )
     profile = result.get("profile")
     if profile:
         lines.append(

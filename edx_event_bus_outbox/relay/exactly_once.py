@@ -73,7 +73,9 @@ class ExactlyOnceKafkaSink(KafkaSink):
         try:
             producer.begin_transaction()
             deliveries, order = self.produce_leading(producer, rows, deadline - self.delivery_timeout)
-            produced = [row_id for row_id in order if deliveries.get(row_id) is None or deliveries[row_id].error is None]
+            produced = [
+                row_id for row_id in order if deliveries.get(row_id) is None or deliveries[row_id].error is None
+            ]
             if produced:
                 producer.produce(self.marker_topic, key=_marker_key(lane), value=marker_value(produced))
                 producer.flush(max(0.0, deadline - time.monotonic()))

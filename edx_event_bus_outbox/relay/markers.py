@@ -107,7 +107,11 @@ def _create_if_missing(topic, timeout):
     """One partition, so that a lane's markers are in commit order; compacted, so a lane's last one is kept."""
     try:
         create_topics(
-            common_client_config(), {topic: 1}, timeout=timeout, exist_ok=True, topic_config={"cleanup.policy": "compact"}
+            common_client_config(),
+            {topic: 1},
+            timeout=timeout,
+            exist_ok=True,
+            topic_config={"cleanup.policy": "compact"},
         )
     except TopicNotReadyError as exc:
         raise InfrastructureUnavailable(

@@ -33,7 +33,7 @@ class Delivery(NamedTuple):
 class AtLeastOnce:
     """The lane hooks of a sink that keeps nothing per lane: a row published but not marked is published again."""
 
-    def prepare(self, lane) -> list:
+    def prepare(self, lane) -> list:  # noqa: ARG002 (the hook's signature)
         """Before a lane's batch: the row ids a crash left published but unmarked, which this sink cannot know."""
         return []
 

@@ -15,7 +15,7 @@ from .sink import KafkaSink
 
 
 class TopicSinks:
-    """The relay's sink: ``publish``, ``can_reach``, ``prepare``, ``forget`` and ``close`` of the sink each topic goes to."""
+    """The relay's sink: ``publish``, ``can_reach``, ``prepare``, ``forget`` and ``close`` of each topic's sink."""
 
     def __init__(self, lease_seconds: float, exactly_once: bool = False):
         self.lease_seconds = lease_seconds
