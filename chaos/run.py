@@ -5,7 +5,12 @@ Writers commit, roll back and raise; two relay processes (an active one and a st
 drain the outbox; meanwhile the controller SIGKILLs relays at random moments, restarts the
 broker, stops and starts the registry, and restarts the database. Afterwards it reads the
 topic and counts committed, published, lost, phantom, duplicates and per-key reorders.
-Exit 0 when lost, phantom and reorders are all 0 and duplicates stay bounded.
+Exit 0 when lost, phantom and reorders are all 0 and duplicates stay bounded; to Kafka with
+exactly-once publication (the relay's default, ADR 20), when duplicates are 0 too.
+
+``--kills N`` adds N relay SIGKILLs at random moments to the ``--faults``; ``pause_relay``
+SIGSTOPs a relay for longer than its lease, so that the standby takes its lanes over, and
+then lets it run on: a zombie that the database lease and the broker's fence must stop.
 
 With ``--sink redis`` the relays publish to Redis Streams instead: a ``redis-server`` of the
 run's own (append-only, fsynced on every write, as a Redis that carries an event bus should
@@ -27,7 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = {
-    "kafka": ("kill_relay", "kill_relay", "kill_relay", "restart_broker", "bounce_registry", "restart_database"),
+    "kafka": (
+        "kill_relay",
+        "kill_relay",
+        "kill_relay",
+        "restart_broker",
+        "bounce_registry",
+        "restart_database",
+        "pause_relay",
+    ),
     "redis": ("kill_relay", "kill_relay", "kill_relay", "restart_redis", "restart_redis", "restart_database"),
 }
 
@@ -40,6 +53,13 @@ def parse_args(argv=None):
     parser.add_argument("--keys", type=int, default=12)
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds the writers spread their work over.")
     parser.add_argument("--faults", type=int, default=8, help="Fault injections, at random times in --duration.")
+    parser.add_argument("--kills", type=int, default=0, help="Relay SIGKILLs at random times, besides --faults.")
+    parser.add_argument(
+        "--exactly-once",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Relays publish to Kafka exactly once (the default; then any duplicate fails the run), or not.",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lease-seconds", type=float, default=4.0)
     parser.add_argument("--drain-timeout", type=float, default=300.0)
@@ -76,7 +96,7 @@ class Relays:
 
     def __init__(self, args, topic, log_dir):
         self.args, self.topic, self.log_dir = args, topic, log_dir
-        self.processes, self.started = [], 0
+        self.processes, self.started, self.killed = [], 0, 0
 
     def start(self):
         self.started += 1
@@ -95,6 +115,7 @@ class Relays:
                     str(self.args.lease_seconds),
                     "--poll-interval",
                     "0.5",
+                    "--exactly-once" if self.args.exactly_once else "--no-exactly-once",
                 ],
                 cwd=ROOT,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -108,7 +129,15 @@ class Relays:
         victim = rng.choice(alive)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
+        self.killed += 1
         self.start()
+
+    def pause_one(self, rng):
+        """SIGSTOP a relay for a lease and a half, then SIGCONT it: its lanes were taken over meanwhile."""
+        victim = rng.choice([p for p in self.processes if p.poll() is None])
+        victim.send_signal(signal.SIGSTOP)
+        time.sleep(self.args.lease_seconds * 1.5)
+        victim.send_signal(signal.SIGCONT)
 
     def stop_all(self):
         for process in self.processes:
@@ -137,6 +166,8 @@ def inject(action, relays, args, rng, redis_server=None):
         redis_server.start()
     elif action == "kill_relay":
         relays.kill_one(rng)
+    elif action == "pause_relay":
+        relays.pause_one(rng)
     elif action == "restart_broker":
         stack("restart", "kafka")
     elif action == "bounce_registry":
@@ -208,7 +239,8 @@ def main(argv=None):
         kafka.create_topic(topic, partitions=3)
     print(
         f"chaos run {run_id}: seed={args.seed} db={args.db} sink={args.sink} writers=2x{args.transactions} "
-        f"faults={args.faults} from {','.join(sorted(set(args.actions)))}",
+        f"kills={args.kills} exactly_once={args.exactly_once} faults={args.faults} "
+        f"from {','.join(sorted(set(args.actions)))}",
         flush=True,
     )
 
@@ -230,11 +262,12 @@ def main(argv=None):
         writer.start()
     try:
         began = time.monotonic()
-        for number, at in enumerate(sorted(rng.uniform(1, args.duration) for _ in range(args.faults))):
+        faults = [(rng.uniform(1, args.duration), rng.choice(args.actions)) for _ in range(args.faults)]
+        faults += [(rng.uniform(1, args.duration), "kill_relay") for _ in range(args.kills)]
+        for number, (at, action) in enumerate(sorted(faults)):
             time.sleep(max(0.0, at - (time.monotonic() - began)))
-            action = rng.choice(args.actions)
             print(
-                f"  fault {number + 1}/{args.faults}: {action} ({len(ledger.committed)} committed so far)", flush=True
+                f"  fault {number + 1}/{len(faults)}: {action} ({len(ledger.committed)} committed so far)", flush=True
             )
             inject(action, relays, args, rng, redis_server)
         for writer in writers:
@@ -261,12 +294,14 @@ def main(argv=None):
         certain,
         rolled_back_ids=ledger.rolled_back | ledger.raised,
     )
-    duplicates_bound = (relays.started + args.faults) * args.batch_size
+    exactly_once = args.sink == "kafka" and args.exactly_once
+    duplicates_bound = 0 if exactly_once else (relays.started + args.faults) * args.batch_size
     result = {
         "run": run_id,
         "seed": args.seed,
         "db": args.db,
         "sink": args.sink,
+        "exactly_once": exactly_once,
         "writers_finished": writers_finished,
         "drained": drained,
         "committed": len(certain),
@@ -282,6 +317,7 @@ def main(argv=None):
         "reorders": len(verdict.reorders),
         "stale_last": len(verdict.stale_last),
         "relays_started": relays.started,
+        "relays_killed": relays.killed,
         "seconds": round(time.monotonic() - started, 1),
     }
     passed = writers_finished and drained and verdict.ok() and verdict.duplicates <= duplicates_bound

@@ -38,8 +38,13 @@ def run_chaos(tmp_path, *options):
 @pytest.mark.kafka
 @pytest.mark.stack_restart
 @pytest.mark.timeout(960)  # the run's own limit (900 s) fails first, with its verdict
-def test_small_chaos_run_loses_nothing_publishes_no_phantom_and_never_reorders(kafka_stack, tmp_path):
-    run_chaos(tmp_path, "--seed", "7", "--transactions", "400", "--duration", "20", "--faults", "5")
+def test_small_chaos_run_loses_nothing_publishes_no_phantom_never_reorders_and_never_duplicates(kafka_stack, tmp_path):
+    """Exactly-once, the relay's default (ADR 20): relays SIGKILLed besides the faults, and not one duplicate."""
+    outcome = run_chaos(
+        tmp_path, "--seed", "7", "--transactions", "400", "--duration", "20", "--faults", "5", "--kills", "4"
+    )
+    assert outcome["exactly_once"] and outcome["relays_killed"] >= 4, outcome
+    assert outcome["duplicates"] == 0, outcome
 
 
 @pytest.mark.timeout(960)

@@ -232,12 +232,20 @@ class Relay:
     # ------------------------------------------------------------------ one batch
 
     def _relay_batch(self, lane) -> bool:
-        if time.monotonic() < self.lane_resume_at.get(lane, 0) or not self._prepared(lane):
+        if time.monotonic() < self.lane_resume_at.get(lane, 0):
             return False
         began = time.monotonic()
         rows = self._ready_rows(lane)
-        if not rows:
+        if not rows:  # checked first: a lane with nothing to publish needs no broker (it stays healthy without one)
             return False
+        marked = self._prepared(lane)
+        if marked is None:  # counted as the failure of the batch's first event, as a publish would count it
+            self.metrics.batch_done(lane, time.monotonic() - began, 0, {"unavailable": 1})
+            return False
+        if marked:  # the predecessor's last transaction had published some of them
+            rows = self._ready_rows(lane)
+            if not rows:
+                return True
         with function_trace("edx_event_bus_outbox.relay_batch"):
             set_custom_attribute("outbox_relay_lane", lane)
             set_custom_attribute("outbox_relay_batch_size", len(rows))
@@ -266,28 +274,30 @@ class Relay:
             self._batch_failed(lane, next(r for r in rows if r.id == failed.row_id), failed.error, started)
         return bool(acked)
 
-    def _prepared(self, lane) -> bool:
+    def _prepared(self, lane) -> int | None:
         """
-        Let the sink ready the lane before a batch. An exactly-once sink that has just fenced the
-        lane's earlier producers names the rows their last transaction published (ADR 20): a relay
-        that died before marking them left them pending, and they are marked now, not re-sent.
+        Let the sink ready the lane before a batch: how many rows that marked, or ``None`` if it
+        cannot. An exactly-once sink that has just fenced the lane's earlier producers names the
+        rows their last transaction published (ADR 20): a relay that died before marking them
+        left them pending, and they are marked now, not re-sent.
         """
         try:
             published = self.sink.prepare(lane)
         except InfrastructureUnavailable as exc:
             self._note_failure(lane, exc.log_text)
-            return False
-        if published:
-            marked = store.mark_published(self.options.alias, published, self.options.delete_on_ack, self._lease(lane))
-            if marked:
-                self.unreported_sent.add(lane)
-                logger.warning(
-                    "Outbox relay marked %s rows of lane %r sent: the lane's last Kafka transaction had published "
-                    "them, and its relay stopped before marking them",
-                    marked,
-                    lane,
-                )
-        return True
+            return None
+        if not published:
+            return 0
+        marked = store.mark_published(self.options.alias, published, self.options.delete_on_ack, self._lease(lane))
+        if marked:
+            self.unreported_sent.add(lane)
+            logger.warning(
+                "Outbox relay marked %s rows of lane %r sent: the lane's last Kafka transaction had published "
+                "them, and its relay stopped before marking them",
+                marked,
+                lane,
+            )
+        return marked
 
     def _lease(self, lane):
         """The fence for this lane's writes: our lease, unexpired by the database's clock."""

@@ -93,37 +93,47 @@ def test_a_takeover_marks_what_the_last_transaction_published_instead_of_sending
     assert verdict.ok() and verdict.duplicates == 0, verdict.summary()
 
 
-KILLED_AFTER_COMMIT = textwrap.dedent(
+VICTIM = textwrap.dedent(
     """
     import os, signal, sys
     import django
     django.setup()
     from django.core.management import call_command
-    from edx_event_bus_outbox.relay import store
+    from edx_event_bus_outbox.relay import exactly_once, store
 
-    def die(*args, **kwargs):  # the Kafka transaction has committed; the rows are not marked yet
+    def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    store.mark_sent = die
-    call_command("run_outbox_relay", *sys.argv[1:])
+    class DiesBeforeCommitting:  # the batch and its marker are produced and acknowledged, not committed
+        def __init__(self, producer):
+            self.producer = producer
+
+        def __getattr__(self, name):
+            return die if name == "commit_transaction" else getattr(self.producer, name)
+
+    moment, *options = sys.argv[1:]
+    if moment == "after-commit":  # the Kafka transaction has committed; the rows are not marked yet
+        store.mark_sent = die
+    else:
+        build = exactly_once.kafka_client
+        exactly_once.kafka_client = lambda *args, **kwargs: DiesBeforeCommitting(build(*args, **kwargs))
+    call_command("run_outbox_relay", *options)
     """
 )
 
 
-@pytest.mark.parametrize("exactly_once", [True, False], ids=["exactly-once", "at-least-once"])
-def test_a_relay_sigkilled_between_the_kafka_commit_and_the_marking(kafka_stack, topic, tmp_path, exactly_once):
-    """Exactly-once sends nothing twice; at-least-once (the relay before ADR 20) re-sends the batch."""
+def sigkill_a_relay_in_its_first_batch(topic, moment, exactly_once=True):
+    """A relay process that publishes a first batch of 25 and is SIGKILLed at ``moment``."""
     import os
     import subprocess
 
-    written = write_events(topic, 40, keys=5)
     env = dict(
         os.environ,
         OUTBOX_TEST_DB_NAME=connection.settings_dict["NAME"],
         DJANGO_SETTINGS_MODULE="tests.settings",
     )
     victim = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_COMMIT, "--lane", topic, "--batch-size", "25", "--lease-seconds", "3"]
+        [sys.executable, "-c", VICTIM, moment, "--lane", topic, "--batch-size", "25", "--lease-seconds", "3"]
         + ["--exactly-once" if exactly_once else "--no-exactly-once"],
         cwd=ROOT,
         env=env,
@@ -131,8 +141,15 @@ def test_a_relay_sigkilled_between_the_kafka_commit_and_the_marking(kafka_stack,
         timeout=120,
     )
     assert victim.returncode == -signals.SIGKILL, victim.stderr.decode()[-2000:]
+    assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.pending).count() == 40  # nothing was marked
+
+
+@pytest.mark.parametrize("exactly_once", [True, False], ids=["exactly-once", "at-least-once"])
+def test_a_relay_sigkilled_between_the_kafka_commit_and_the_marking(kafka_stack, topic, exactly_once):
+    """Exactly-once sends nothing twice; at-least-once (the relay before ADR 20) re-sends the batch."""
+    written = write_events(topic, 40, keys=5)
+    sigkill_a_relay_in_its_first_batch(topic, "after-commit", exactly_once)
     assert len(kafka_stack.read_all(topic, timeout=60)) == 25  # the first batch is out, none of it marked
-    assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.pending).count() == 40
 
     wait_out_the_lease(topic)
     drain(topic, exactly_once=exactly_once)
@@ -141,6 +158,29 @@ def test_a_relay_sigkilled_between_the_kafka_commit_and_the_marking(kafka_stack,
     assert verdict.ok(), verdict.summary()
     assert verdict.duplicates == (0 if exactly_once else 25), verdict.summary()
     assert OutboxEvent.objects.filter(status=OutboxEvent.STATUS.sent).count() == 40
+
+
+def test_a_relay_sigkilled_before_the_kafka_commit_loses_nothing_and_read_committed_sees_no_duplicate(
+    kafka_stack, topic
+):
+    """
+    The dead relay's transaction is aborted when the next holder fences it: ``read_committed``
+    readers never see its records, and the next holder publishes the batch. A ``read_uncommitted``
+    reader sees the aborted copies too, before the committed ones (what ADR 20 documents).
+    """
+    written = write_events(topic, 40, keys=5)
+    sigkill_a_relay_in_its_first_batch(topic, "before-commit")
+    assert kafka_stack.read_all(topic, timeout=30) == []  # produced, acknowledged, never committed
+
+    wait_out_the_lease(topic)
+    drain(topic, exactly_once=True)
+
+    ids = [str(m.id) for m in written]
+    verdict = check(kafka_stack.read_all(topic, timeout=60), ids)
+    assert verdict.ok() and verdict.duplicates == 0, verdict.summary()
+    assert last_marker(topic) == list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))  # one batch
+    uncommitted = check(kafka_stack.read_all(topic, timeout=60, isolation_level="read_uncommitted"), ids)
+    assert not uncommitted.lost and uncommitted.duplicates == 25, uncommitted.summary()
 
 
 def wait_out_the_lease(lane):
