@@ -27,6 +27,7 @@ def main(bootstrap, topic, out_path):
             "group.id": f"bench-latency-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 100,
+            "isolation.level": "read_committed",  # librdkafka's default, said out loud: what consumers see
         }
     )
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions

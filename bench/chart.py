@@ -78,15 +78,15 @@ def render(results, path, machine):
 
     latency = results.get("latency") or {}
     ax = axes[2]
-    if latency.get("broker"):
+    if latency.get("ack"):
         names = ["p50", "p95", "p99"]
         x = list(range(len(names)))
         ax.bar(
             [i - 0.2 for i in x],
-            [latency["broker"][p] for p in names],
+            [latency["ack"][p] for p in names],
             width=0.4,
             color=ours,
-            label="commit -> broker ack",
+            label="commit -> acknowledged and committed",
         )
         ax.bar(
             [i + 0.2 for i in x],

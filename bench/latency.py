@@ -12,10 +12,16 @@ poll interval 1 s), started and warmed before the clock starts. A reader subproc
 Latency of an event = acknowledgement time - commit time, with the acknowledgement time taken
 three ways (all clocks are this host's):
 
+* ack      when the relay's ``publish()`` of the event's batch returned: every delivery report
+           arrived and, with exactly-once publication (the relay's default, ADR 20), the batch's
+           Kafka transaction committed, so ``read_committed`` consumers can read it. This is the
+           figure held to the goal.
 * broker   the message's broker timestamp: the topic uses ``LogAppendTime``, so it is when the
            broker appended the message to its log, which on a single-replica topic is when it
-           sends the ack (acks=all). Millisecond resolution. This is the figure held to the goal.
-* reader   when the reader process received the message: an upper bound (adds the fetch).
+           sends the ack (acks=all). Millisecond resolution. In a transaction this comes before
+           the commit, and a ``read_committed`` reader cannot see the message yet.
+* reader   when the reader process, ``read_committed`` as librdkafka's consumers are by
+           default, received the message: an upper bound (adds the fetch).
 * sent_at  the row's ``sent_at``, which the relay sets after the whole batch was acknowledged,
            just before its UPDATE: an upper bound that includes the relay's batch wait.
 
@@ -201,7 +207,7 @@ def measure(topic, seconds, writer, workdir, tag):
     except OSError:
         pass
     broker, reader_ms, sent_ms = [], [], []
-    to_claim, claim_to_append, append_to_publish_end, mark = [], [], [], []
+    ack, to_claim, claim_to_append, append_to_publish_end, mark = [], [], [], [], []
     for ce_id, committed in commits.items():
         if ce_id in received:
             receive_time, append_time = received[ce_id]
@@ -209,6 +215,7 @@ def measure(topic, seconds, writer, workdir, tag):
             reader_ms.append(1000 * (receive_time - committed))
             batch = batches.get(ce_id)
             if batch and "publish_end" in batch:
+                ack.append(1000 * (batch["publish_end"] - committed))
                 to_claim.append(1000 * (batch["claim_end"] - committed))
                 claim_to_append.append(1000 * (append_time - batch["claim_end"]))
                 append_to_publish_end.append(1000 * (batch["publish_end"] - append_time))
@@ -230,6 +237,7 @@ def measure(topic, seconds, writer, workdir, tag):
         "delivered": len(broker),
         "achieved_rate": achieved,
         "backlog_at_end": backlog_at_end,
+        "ack": pcts(ack),
         "broker": pcts(broker),
         "reader": pcts(reader_ms),
         "sent_at": pcts(sent_ms),
@@ -242,7 +250,16 @@ def measure(topic, seconds, writer, workdir, tag):
     }
 
 
-WAYS = ("broker", "reader", "sent_at", "commit_to_claim", "claim_to_append", "append_to_publish_end", "mark_after_ack")
+WAYS = (
+    "ack",
+    "broker",
+    "reader",
+    "sent_at",
+    "commit_to_claim",
+    "claim_to_append",
+    "append_to_publish_end",
+    "mark_after_ack",
+)
 
 
 def run(quick=False):
@@ -261,8 +278,8 @@ def run(quick=False):
         )
         runs.append(result)
         log(
-            f"  rep {rep + 1}/{reps}: broker p50/p95/p99 = "
-            + "/".join(f"{result['broker'][p]:.1f}" for p in ("p50", "p95", "p99"))
+            f"  rep {rep + 1}/{reps}: ack p50/p95/p99 = "
+            + "/".join(f"{result['ack'][p]:.1f}" for p in ("p50", "p95", "p99"))
             + f" ms, {result['achieved_rate']:.0f} ev/s written, backlog at end {result['backlog_at_end']}"
         )
     common.reset_tables()
@@ -286,7 +303,7 @@ def run(quick=False):
 
 
 def report(result):
-    goal = result["broker"]["p50"] <= 10 and result["broker"]["p99"] <= 50
+    goal = result["ack"]["p50"] <= 10 and result["ack"]["p99"] <= 50
 
     def row(label, way):
         figures = result[way]
@@ -297,22 +314,22 @@ def report(result):
         f"{result['seconds']} s ({result['writers']} writer processes, one event per transaction), relay subprocess "
         f"with LISTEN/NOTIFY; median over {result['reps']} repetitions of each percentile",
         f"   {'':<52} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>9}",
-        row("commit -> broker append time (= ack; the goal)", "broker"),
-        row("commit -> reader received it (upper bound)", "reader"),
+        row("commit -> batch acknowledged and committed (the goal)", "ack"),
+        row("commit -> broker append time (before the Kafka commit)", "broker"),
+        row("commit -> read_committed reader got it (upper bound)", "reader"),
         row("commit -> row sent_at (upper bound)", "sent_at"),
         "   where it goes (per event; relay trace, same clocks):",
         row("  commit -> relay's SELECT returned the row", "commit_to_claim"),
         row("  SELECT returned -> broker append (encode, produce)", "claim_to_append"),
         row("  broker append -> publish() returned (ack, flush)", "append_to_publish_end"),
         row("  (after the ack: marking the batch sent)", "mark_after_ack"),
-        f"   goal p50 <= 10 ms and p99 <= 50 ms (broker time): {'MET' if goal else 'NOT MET'}",
+        f"   goal p50 <= 10 ms and p99 <= 50 ms (acknowledged and committed): {'MET' if goal else 'NOT MET'}",
         f"   writers achieved {result['achieved_rate']:.0f} events/s (median); pending rows when they stopped: "
         f"{result['backlog_at_end']:.0f}; median batch {result['median_batch']:.0f} rows; delivered "
         f"{result['delivered']}/{result['events']}",
-        "   per repetition, broker p50/p99 ms: "
+        "   per repetition, ack p50/p99 ms: "
         + "; ".join(
-            f"{r['broker']['p50']:.1f}/{r['broker']['p99']:.1f} at {r['achieved_rate']:.0f} ev/s"
-            for r in result["runs"]
+            f"{r['ack']['p50']:.1f}/{r['ack']['p99']:.1f} at {r['achieved_rate']:.0f} ev/s" for r in result["runs"]
         ),
     ]
     return "\n".join(lines)

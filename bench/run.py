@@ -66,7 +66,7 @@ def goal_lines(results):
         (d.get("ratio_ours_over_edx") or 0) >= 2.0,
     )
     add("relay drain: ours / django-jaiminho relay", d.get("ratio_ours_over_jaiminho"), "(reported)", True)
-    lat = (results.get("latency") or {}).get("broker", {})
+    lat = (results.get("latency") or {}).get("ack", {})
     add("latency p50 at 500 events/s, ms", lat.get("p50"), "<= 10", (lat.get("p50") or 1e9) <= 10, "{:.1f}")
     add("latency p99 at 500 events/s, ms", lat.get("p99"), "<= 50", (lat.get("p99") or 1e9) <= 50, "{:.1f}")
     runs = (results.get("rss") or {}).get("runs") or []

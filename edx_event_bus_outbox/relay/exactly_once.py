@@ -30,24 +30,21 @@ class ExactlyOnceKafkaSink(KafkaSink):
         self.lease_seconds = lease_seconds
         self.marker_topic = full_topic(conf.relay_transactions_topic())
         self.lanes = {}  # lane -> its transactional producer, initialized since the relay took the lane
+        self.starting = {}  # lane -> a producer whose init_transactions() timed out: the next call resumes it
         self.reader = None
 
     def prepare(self, lane) -> list:
         if lane in self.lanes:
             return []
-        from confluent_kafka import KafkaException, Producer
+        from confluent_kafka import KafkaException
 
-        producer = kafka_client(
-            Producer,
-            transactional_producer_config(
-                lane,
-                self.lease_seconds,
-                **{"message.timeout.ms": int(self.delivery_timeout * 1000), "error_cb": log_client_error},
-            ),
-        )
+        producer = self.starting.pop(lane, None) or self._transactional_producer(lane)
         try:
             producer.init_transactions(self.delivery_timeout)
         except KafkaException as exc:
+            producer.poll(0)  # serve its error callback, which names the cause (a refused login, say)
+            if not exc.args[0].fatal():
+                self.starting[lane] = producer
             raise InfrastructureUnavailable(f"Kafka did not start the lane's transactions: {_text(exc)}") from exc
         if self.reader is None:
             self.reader = MarkerReader(self.marker_topic, self.delivery_timeout)
@@ -55,8 +52,21 @@ class ExactlyOnceKafkaSink(KafkaSink):
         self.lanes[lane] = producer
         return committed
 
+    def _transactional_producer(self, lane):
+        from confluent_kafka import Producer
+
+        return kafka_client(
+            Producer,
+            transactional_producer_config(
+                lane,
+                self.lease_seconds,
+                **{"message.timeout.ms": int(self.delivery_timeout * 1000), "error_cb": log_client_error},
+            ),
+        )
+
     def forget(self, lane):
         self.lanes.pop(lane, None)
+        self.starting.pop(lane, None)
 
     def publish(self, rows, deadline: float | None = None) -> list:
         """
