@@ -297,25 +297,57 @@ def delete_created_topics():
 
 
 def topic_message_count(name, patience=120.0):
-    """Messages on a topic: the sum over partitions of high minus low watermarks (retried while the broker restarts)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    """
+    Messages on a topic as ``read_committed`` consumers see them: read through, since with
+    exactly-once publication the watermarks also count each transaction's commit markers, and
+    a transaction's records become readable a moment after its commit returned. Re-read until
+    two reads agree; retried while the broker restarts.
+    """
+    from confluent_kafka import KafkaException
 
     deadline = time.monotonic() + patience
+    last = None
     while True:
-        consumer = Consumer({"bootstrap.servers": kafka_settings()[0], "group.id": f"bench-count-{uuid.uuid4().hex}"})
         try:
-            partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
-            total = 0
-            for p in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
-                total += high - low
-            return total
+            count = _read_through(name)
         except KafkaException:
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-        finally:
-            consumer.close()
+            continue
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(0.2)
+
+
+def _read_through(name):
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_settings()[0],
+            "group.id": f"bench-count-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            "fetch.max.bytes": 52428800,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
+        count, at_end, give_up_at = 0, set(), time.monotonic() + 120
+        while len(at_end) < len(partitions):
+            if time.monotonic() > give_up_at:
+                raise TimeoutError(f"{name}: no end of partition {sorted(set(partitions) - at_end)} in 120 s")
+            for message in consumer.consume(10000, timeout=1.0):
+                if message.error() is None:
+                    count += 1
+                elif message.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+        return count
+    finally:
+        consumer.close()
 
 
 # ---------------------------------------------------------------- a shared, noisy stack
