@@ -109,7 +109,12 @@ def reset_tables():
     """Empty the outbox, the leases, jaiminho's events and the baseline table."""
     from django.conf import settings
 
-    tables = ["edx_event_bus_outbox_event", "edx_event_bus_outbox_lease", "bench_plain_row"]
+    tables = [
+        "edx_event_bus_outbox_event",
+        "edx_event_bus_outbox_lease",
+        "edx_event_bus_outbox_relay",
+        "bench_plain_row",
+    ]
     if settings.JAIMINHO_INSTALLED:
         tables.append("jaiminho_event")
     if vendor() == "postgresql":
@@ -220,6 +225,7 @@ OUTBOX_COLUMNS = (
 )
 SEED_TABLE = "bench_outbox_seed"
 SEED_TOPIC = "bench-seed"
+SEED_LANES = 4  # the seed rows carry the lane of their key for a topic of this many lanes (ADR 22)
 
 
 def prepare_seed(event_data):
@@ -228,8 +234,11 @@ def prepare_seed(event_data):
     (``bench_outbox_seed``), from which ``load_backlog`` clones large backlogs quickly. The
     outbox itself is left empty.
     """
+    from django.test import override_settings
+
     reset_tables()
-    write_events_with_send(SEED_TOPIC, event_data)
+    with override_settings(EVENT_BUS_OUTBOX_TOPIC_LANES={SEED_TOPIC: SEED_LANES}):
+        write_events_with_send(SEED_TOPIC, event_data)
     execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
     execute(
         f"CREATE TABLE {SEED_TABLE} AS SELECT * FROM edx_event_bus_outbox_event WHERE topic = %s ORDER BY id",
@@ -238,25 +247,28 @@ def prepare_seed(event_data):
     reset_tables()
 
 
-def load_backlog(topic, total):
+def load_backlog(topic, total, split=False, analyze=True):
     """
     Add ``total`` pending rows for ``topic`` in one INSERT ... SELECT (it goes through every index
     and the NOTIFY trigger, like any insert): the seed rows repeated in order, each copy with a
     fresh event id (``gen_random_uuid()``), so (event_id, topic) stays unique. Payloads, keys and
-    metadata are byte-identical to what ``send()`` stored for the seed events.
+    metadata are byte-identical to what ``send()`` stored for the seed events. ``split``: the rows
+    keep the seed's lanes, as for a topic of ``SEED_LANES`` lanes; else the topic is one lane.
     """
     seeds = count(f"SELECT count(*) FROM {SEED_TABLE}")
     rounds = -(-total // seeds)
     columns = ", ".join(f'"{c}"' for c in OUTBOX_COLUMNS)
     source_columns = ", ".join(f's."{c}"' for c in OUTBOX_COLUMNS)
+    lanes = "s.lane_count, s.lane_index" if split else "1, 0"
     execute(
-        f"INSERT INTO edx_event_bus_outbox_event (event_id, topic, created, {columns}) "
-        f"SELECT gen_random_uuid(), %s, now(), {source_columns} "
+        f"INSERT INTO edx_event_bus_outbox_event (event_id, topic, created, lane_count, lane_index, {columns}) "
+        f"SELECT gen_random_uuid(), %s, now(), {lanes}, {source_columns} "
         f"FROM generate_series(1, %s) AS g(round) CROSS JOIN {SEED_TABLE} AS s "
         f"ORDER BY g.round, s.id LIMIT %s",
         [topic, rounds, total],
     )
-    vacuum_analyze()
+    if analyze:
+        vacuum_analyze()
 
 
 # ---------------------------------------------------------------- Kafka

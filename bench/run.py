@@ -24,7 +24,7 @@ import traceback
 
 from bench import common
 
-BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer", "redis_drain", "db_work"]
+BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer", "redis_drain", "db_work", "scaling"]
 GOALS = "GOALS"
 DATABASES = ("postgres", "mysql", "sqlite")
 

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from . import conf
 from .consumer.models import ConsumerInboxEntry
+from .outbox.lanes import parse_lane
 from .outbox.models import OutboxEvent
 from .outbox.requeue import requeue
 from .relay import store
@@ -95,13 +96,14 @@ class KnownValuesFilter(admin.SimpleListFilter):
 
 
 class TopicFilter(KnownValuesFilter):
-    """Lanes a relay has held (lease rows outlive their leases) and lanes with pending rows (index seeks)."""
+    """The topics of the lanes a relay has held (lease rows outlive their leases) and of lanes with pending rows."""
 
     title = parameter_name = "topic"
 
     def known_values(self, request):
         alias = conf.database_alias()
-        return [*RelayLease.objects.using(alias).values_list("lane", flat=True), *store.pending_lanes(alias)]
+        lanes = [*RelayLease.objects.using(alias).values_list("lane", flat=True), *store.pending_lanes(alias)]
+        return {parse_lane(lane).topic for lane in lanes}
 
 
 class EventTypeFilter(KnownValuesFilter):

@@ -28,6 +28,9 @@ MODES = (MODE_OUTBOX, MODE_ON_COMMIT)
 
 # Kafka's own rule for topic names: a comma or a space in a lane is a typo, not a topic.
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+# A lane: a topic, or one of the lanes a topic is split into, "{topic}#{index}/{count}" (outbox/lanes.py).
+LANE_NAME = re.compile(r"(?P<topic>[A-Za-z0-9._-]{1,249})(?:#(?P<index>0|[1-9][0-9]*)/(?P<count>[1-9][0-9]*))?")
+MAX_TOPIC_LANES = 256
 
 # The relay's Kafka delivery timeout is a third of the lease, and at least 1 s (relay/sink.py), so
 # that every batch settles while its lease still holds (ADR 2). Below 3 s that floor would make
@@ -92,14 +95,17 @@ def require_topic_name(name, value, *, optional=True):
     return value
 
 
-def require_topic_names(name, value):
-    """A list of topic names, or None; a bare string is refused (it would be read letter by letter)."""
+def require_lane_names(name, value):
+    """A list of lane names (topics, or ``topic#index/count``), or None; a bare string is refused."""
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not value:
-        raise _refuse(name, "a non-empty list of topic names (or None for every topic)", value)
+        raise _refuse(name, "a non-empty list of topic or lane names (or None for every lane)", value)
     for item in value:
-        require_topic_name(name, item, optional=False)
+        lane = LANE_NAME.fullmatch(item) if isinstance(item, str) else None
+        split = lane is not None and lane["count"] is not None
+        if lane is None or (split and not int(lane["index"]) < int(lane["count"]) > 1):
+            raise _refuse(name, "a list of topic names, or lane names such as 'my-topic#0/4'", item)
     return list(value)
 
 
@@ -417,6 +423,29 @@ def topic_modes():
     return _checked("EVENT_BUS_OUTBOX_TOPIC_MODES", {}, require_dict, needs="a dict of topic -> mode")
 
 
+def topic_lanes():
+    # .. setting_name: EVENT_BUS_OUTBOX_TOPIC_LANES
+    # .. setting_default: {}
+    # .. setting_description: How many lanes a topic (un-prefixed) is split into, e.g.
+    #   ``{"course-catalog-info-changed": 4}``, from 1 to 256; a topic not named has one. A row's
+    #   lane is a stable hash of its event key, fixed when the row is written, so up to that many
+    #   relays drain the topic at once while every key keeps its commit order. Changing the number
+    #   never reorders a key: a lane publishes a row only when no pending row of the topic with a
+    #   lower id was written with another number. Set it alike on every service that writes the
+    #   topic. See docs/decisions/0022-topics-split-into-lanes.rst.
+    # Read on every send(): only its type here; its entries are checked once, by check_topic_lanes().
+    return _checked("EVENT_BUS_OUTBOX_TOPIC_LANES", {}, require_dict, needs="a dict of topic -> number of lanes")
+
+
+def check_topic_lanes():
+    """Each entry of ``EVENT_BUS_OUTBOX_TOPIC_LANES``: a topic name and a number of lanes from 1 to 256."""
+    for topic, count in topic_lanes().items():
+        require_topic_name("EVENT_BUS_OUTBOX_TOPIC_LANES: each key", topic, optional=False)
+        require_number(f"EVENT_BUS_OUTBOX_TOPIC_LANES[{topic!r}]", count, integer=True)
+        if count > MAX_TOPIC_LANES:
+            raise _refuse(f"EVENT_BUS_OUTBOX_TOPIC_LANES[{topic!r}]", f"at most {MAX_TOPIC_LANES}", count)
+
+
 def check_topic_modes():
     """Each entry of ``EVENT_BUS_OUTBOX_TOPIC_MODES``: a topic name and a known mode."""
     for topic, mode in topic_modes().items():
@@ -547,10 +576,11 @@ def relay_backoff_seconds():
 def relay_lanes():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LANES
     # .. setting_default: None
-    # .. setting_description: A list of the topics (lanes) this relay drains, e.g.
-    #   ``["user-login"]`` (a bare string is refused); ``None`` drains every topic found in the
-    #   outbox. Overridden by ``--lane``.
-    return _checked("EVENT_BUS_OUTBOX_RELAY_LANES", None, require_topic_names)
+    # .. setting_description: A list of the lanes this relay drains, e.g. ``["user-login"]`` (a
+    #   bare string is refused): topics, or the lanes of a topic split by
+    #   ``EVENT_BUS_OUTBOX_TOPIC_LANES``, named ``"{topic}#{index}/{count}"`` (``"user-login#0/4"``).
+    #   ``None`` drains every lane found in the outbox. Overridden by ``--lane``.
+    return _checked("EVENT_BUS_OUTBOX_RELAY_LANES", None, require_lane_names)
 
 
 def relay_listen():
@@ -889,6 +919,8 @@ CHECKS = (
     default_mode,
     topic_modes,
     check_topic_modes,
+    topic_lanes,
+    check_topic_lanes,
     database_alias,
     propagate_send_errors,
     max_event_bytes,

@@ -2,4 +2,4 @@
 
 from .consumer.models import ConsumerInboxEntry  # noqa: F401
 from .outbox.models import OutboxEvent  # noqa: F401
-from .relay.models import RelayLease  # noqa: F401
+from .relay.models import RelayLease, RelayPresence  # noqa: F401

@@ -44,7 +44,7 @@ def relay_outbox_batch(batch_size: int | None = None, lanes: list | None = None)
     if batch_size is not None:
         options.batch_size = conf.require_positive_int("relay_outbox_batch(batch_size=...)", batch_size)
     if lanes is not None:
-        options.lanes = conf.require_topic_names("relay_outbox_batch(lanes=...)", lanes)
+        options.lanes = conf.require_lane_names("relay_outbox_batch(lanes=...)", lanes)
     if not store.any_pending(options.alias, options.lanes):
         # Most passes find nothing; they then cost one indexed query and no Kafka connection.
         return {"sent": 0, "dead": 0, "lanes_held": []}

@@ -97,9 +97,14 @@ def test_every_setting_refuses_a_value_of_the_wrong_type(settings, name):
 
 INVALID = [
     # setting, value, what the error must say
-    ("EVENT_BUS_OUTBOX_RELAY_LANES", "user-login", "a non-empty list of topic names"),
-    ("EVENT_BUS_OUTBOX_RELAY_LANES", [], "a non-empty list of topic names"),
-    ("EVENT_BUS_OUTBOX_RELAY_LANES", ["user-login,user-logout"], "a Kafka topic name"),
+    ("EVENT_BUS_OUTBOX_RELAY_LANES", "user-login", "a non-empty list of topic or lane names"),
+    ("EVENT_BUS_OUTBOX_RELAY_LANES", [], "a non-empty list of topic or lane names"),
+    ("EVENT_BUS_OUTBOX_RELAY_LANES", ["user-login,user-logout"], "lane names such as 'my-topic#0/4'"),
+    ("EVENT_BUS_OUTBOX_RELAY_LANES", ["user-login#4/4"], "lane names such as 'my-topic#0/4'"),
+    ("EVENT_BUS_OUTBOX_RELAY_LANES", ["user-login#0/1"], "lane names such as 'my-topic#0/4'"),
+    ("EVENT_BUS_OUTBOX_TOPIC_LANES", {"user-login": 0}, "an integer above 0"),
+    ("EVENT_BUS_OUTBOX_TOPIC_LANES", {"user-login": 257}, "at most 256"),
+    ("EVENT_BUS_OUTBOX_TOPIC_LANES", {"user login": 2}, "a Kafka topic name"),
     ("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 0, "an integer above 0"),
     ("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", -5, "an integer above 0"),
     ("EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE", 2.5, "an integer above 0"),
@@ -239,7 +244,7 @@ def test_manage_py_check_reports_each_invalid_setting(settings):
         call_command("check")
     report = str(raised.value)
     assert "edx_event_bus_outbox.E001" in report
-    assert "EVENT_BUS_OUTBOX_RELAY_LANES must be a non-empty list of topic names" in report
+    assert "EVENT_BUS_OUTBOX_RELAY_LANES must be a non-empty list of topic or lane names" in report
     assert "EVENT_BUS_KAFKA_CONSUMER_POLL_TIMEOUT must be a number above 0, not '1'" in report
 
 
@@ -257,8 +262,8 @@ def test_the_app_refuses_to_start_with_an_unknown_topic_mode(settings):
 
 RELAY_OPTIONS = [
     (["--batch-size", "0"], "--batch-size must be an integer above 0, not 0"),
-    (["--lane", "user-login,user-logout"], "--lane must be a Kafka topic name"),
-    (["--lane", "ok", "--lane", ""], "--lane must be a Kafka topic name"),
+    (["--lane", "user-login,user-logout"], "--lane must be a list of topic names, or lane names"),
+    (["--lane", "ok", "--lane", ""], "--lane must be a list of topic names, or lane names"),
     (["--poll-interval", "-1"], "--poll-interval must be a number above 0"),
     (["--lease-seconds", "2"], "--lease-seconds must be at least 3 seconds"),
     (["--poll-interval", "45"], "--poll-interval (45.0) must not be longer than EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS"),

@@ -14,7 +14,7 @@ from openedx_events.data import EventsMetadata
 
 from ..kafka.headers import version_tuple
 
-PENDING_LANE_INDEX = "outbox_pending_lane_idx"
+PENDING_LANE_INDEX = "outbox_pending_lanes_idx"
 
 
 class OutboxEvent(models.Model):
@@ -27,7 +27,10 @@ class OutboxEvent(models.Model):
     # What the message is: enough to rebuild key, value and headers byte for byte.
     event_id = models.UUIDField(help_text="ce_id header; unique per topic (one event may go to several topics)")
     event_type = models.CharField(max_length=255, help_text="ce_type header, e.g. org.openedx...v1")
-    topic = models.CharField(max_length=255, help_text="Un-prefixed topic; also the relay lane")
+    topic = models.CharField(max_length=255, help_text="Un-prefixed topic")
+    # The row's lane among its topic's (outbox/lanes.py, ADR 22), fixed when it is written.
+    lane_count = models.PositiveSmallIntegerField(default=1, help_text="Lanes its topic had when it was written")
+    lane_index = models.PositiveSmallIntegerField(default=0, help_text="Its lane: its key's hash modulo lane_count")
     event_key_field = models.CharField(max_length=255)
     event_key = models.JSONField(help_text="Avro-ready key, from the event data at event_key_field")
     payload = models.JSONField(help_text="Avro-ready event data (AvroSignalSerializer.to_dict); may hold PII")
@@ -61,8 +64,12 @@ class OutboxEvent(models.Model):
         indexes = [
             # Claiming scans "pending rows of one lane, in id order". A partial index keeps it
             # as small as the backlog on PostgreSQL and SQLite; MySQL/MariaDB cannot do partial
-            # indexes, so migration 0002 adds (status, topic, id) there instead.
-            models.Index(fields=["topic", "id"], condition=Q(status="pending"), name=PENDING_LANE_INDEX),
+            # indexes, so migration 0010 adds (status, topic, lane_count, lane_index, id) there instead.
+            models.Index(
+                fields=["topic", "lane_count", "lane_index", "id"],
+                condition=Q(status="pending"),
+                name=PENDING_LANE_INDEX,
+            ),
             models.Index(fields=["status", "sent_at"], name="outbox_status_sent_idx"),
         ]
         permissions = [

@@ -31,6 +31,7 @@ def validate_producer_config():
     conf.default_mode()
     conf.check_producer_config()
     conf.check_topic_modes()
+    conf.check_topic_lanes()
 
 
 def overridden_modes() -> list:

@@ -28,6 +28,7 @@ from ..kafka.schemas import EventKeyNotFound, extract_event_key
 from . import validation
 from .atomicity import check_send_is_atomic
 from .insert import insert_event
+from .lanes import lane_columns
 from .modes import mode_for
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class OutboxEventProducer(EventBusProducer):
             "source": event_metadata.source,
             "sourcehost": event_metadata.sourcehost,
             "sourcelib": dotted_version(event_metadata.sourcelib),
+            **lane_columns(topic, event_key),
         }
         problem = validation.metadata_problem(row)
         if problem:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..relay.models import RelayLease
+from .lanes import Lane
 from .models import OutboxEvent
 
 
@@ -34,10 +35,10 @@ def lane_statuses(alias=None) -> list:
     alias = alias or conf.database_alias()
     now = timezone.now()
     counts = {
-        row["topic"]: row
+        Lane(row["topic"], row["lane_count"], row["lane_index"]).name: row
         for row in OutboxEvent.objects.using(alias)
         .filter(status__in=[OutboxEvent.STATUS.pending, OutboxEvent.STATUS.dead, OutboxEvent.STATUS.held])
-        .values("topic")
+        .values("topic", "lane_count", "lane_index")
         .annotate(
             pending=Count("id", filter=Q(status=OutboxEvent.STATUS.pending)),
             dead=Count("id", filter=Q(status=OutboxEvent.STATUS.dead)),

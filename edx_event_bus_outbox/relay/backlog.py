@@ -14,7 +14,9 @@ import time
 from django.db.models import Count
 from django.utils import timezone
 
+from ..outbox.lanes import Lane, parse_lane
 from ..outbox.models import OutboxEvent
+from . import store
 
 BACKLOG_EVERY_SECONDS = 5.0
 BACKLOG_TIME_SHARE = 0.01
@@ -23,30 +25,29 @@ PENDING = OutboxEvent.STATUS.pending
 
 
 def pending_counts_query(alias, lanes):
-    """``(topic, pending rows)`` of the lanes that have any: a scan of their entries in the pending index."""
+    """``(topic, lane_count, lane_index, pending rows)`` of the lanes' topics: a scan of their pending index entries."""
     return (
         OutboxEvent.objects.using(alias)
-        .filter(status=PENDING, topic__in=lanes)
-        .values("topic")
+        .filter(status=PENDING, topic__in={parse_lane(lane).topic for lane in lanes})
+        .values("topic", "lane_count", "lane_index")
         .annotate(count=Count("id"))
         .order_by()
-        .values_list("topic", "count")
+        .values_list("topic", "lane_count", "lane_index", "count")
     )
 
 
 def first_pending_query(alias, lane):
     """When the lane's pending rows were written, in id order: the first is one seek in the pending index."""
     return (
-        OutboxEvent.objects.using(alias)
-        .filter(topic__gte=lane, topic__lte=lane, status=PENDING)  # the range the claim uses (relay/store.py)
-        .order_by("topic", "id")
+        store.lane_rows(alias, parse_lane(lane))  # as the claim reads them
+        .order_by(*store.LANE_ORDER)
         .values_list("created", flat=True)
     )
 
 
 def lane_backlog(alias, lanes) -> dict:
     """``{lane: (pending count, age in seconds of its first pending row, or None)}`` for each of ``lanes``."""
-    counts = dict(pending_counts_query(alias, lanes))
+    counts = {Lane(*row[:3]).name: row[3] for row in pending_counts_query(alias, lanes)}
     now = timezone.now()
     backlog = {}
     for lane in lanes:

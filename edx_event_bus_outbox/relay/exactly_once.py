@@ -15,6 +15,7 @@ import time
 from .. import conf
 from ..kafka.config import full_topic, kafka_client, transactional_id, transactional_producer_config
 from ..kafka.errors import log_client_error
+from ..outbox.lanes import lane_of
 from .errors import InfrastructureUnavailable
 from .markers import MarkerReader, marker_value
 from .sink import Delivery, KafkaSink, in_order
@@ -74,7 +75,7 @@ class ExactlyOnceKafkaSink(KafkaSink):
         All of them are acknowledged if it commits; if it does not, the row that failed (or
         else the first) carries the error, and nothing else is returned, so nothing is marked.
         """
-        lane = rows[0].topic
+        lane = lane_of(rows[0])
         producer = self.lanes[lane]
         deadline = self.deadline_or_default(deadline)
         from confluent_kafka import KafkaException

@@ -9,6 +9,7 @@ It leaves the pending index, so held rows never fill a batch and other keys keep
 from django.db import transaction
 
 from ..outbox.held import STATUS, first_dead_by_key, is_behind
+from ..outbox.lanes import parse_lane
 from ..outbox.models import OutboxEvent
 from . import store
 
@@ -30,7 +31,8 @@ def ready_batch(alias, lane, limit, max_bytes=None, any_dead=None) -> list:
 
 
 def has_dead(alias, lane) -> bool:
-    return OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=lane).exists()
+    """Whether the lane's topic has a dead row: per-key order is kept across all of a topic's lanes."""
+    return OutboxEvent.objects.using(alias).filter(status=STATUS.dead, topic=parse_lane(lane).topic).exists()
 
 
 def _hold_behind_dead(alias, lane, limit, max_bytes):
@@ -45,7 +47,7 @@ def _hold_behind_dead(alias, lane, limit, max_bytes):
     row's key newer than it.
     """
     with transaction.atomic(using=alias):
-        first_dead = first_dead_by_key(alias, lane, lock=True)
+        first_dead = first_dead_by_key(alias, parse_lane(lane).topic, lock=True)
         rows = store.pending_batch(alias, lane, limit, max_bytes)
         behind = {row.id for row in rows if is_behind(row.id, row.event_key, first_dead)}
         if behind:

@@ -17,7 +17,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
-from .models import RelayLease
+from .models import RelayLease, RelayPresence
+
+# A relay's presence row is deleted this long after it expired (a relay killed without a goodbye).
+FORGET_PRESENCE_AFTER_SECONDS = 3600
 
 
 def holder_name() -> str:
@@ -92,3 +95,26 @@ def _ensure_row(alias, lane):
             RelayLease.objects.using(alias).create(lane=lane)
     except IntegrityError:
         pass  # another relay created it first; either way the row exists now
+
+
+def announce(alias, token, seconds):
+    """Say that our relay runs for ``seconds`` more, by the database's clock; forget long-dead relays."""
+    alive = RelayPresence.objects.using(alias).filter(token=token)
+    if not alive.update(holder=holder_name(), expires_at=_from_now(seconds)):
+        RelayPresence.objects.using(alias).create(token=token, holder=holder_name(), expires_at=_from_now(seconds))
+    RelayPresence.objects.using(alias).filter(expires_at__lt=_from_now(-FORGET_PRESENCE_AFTER_SECONDS)).delete()
+
+
+def relays_running(alias) -> int:
+    """How many relays announced themselves and have not expired (ours among them)."""
+    return RelayPresence.objects.using(alias).filter(expires_at__gt=Now()).count()
+
+
+def withdraw(alias, token):
+    """Our relay stops: the others count one relay fewer at once, and take its share."""
+    RelayPresence.objects.using(alias).filter(token=token).delete()
+
+
+def leased_lanes(alias) -> list:
+    """The lanes some relay holds an unexpired lease on."""
+    return list(RelayLease.objects.using(alias).filter(expires_at__gt=Now()).values_list("lane", flat=True))

@@ -23,3 +23,22 @@ class RelayLease(models.Model):
 
     def __str__(self):
         return f"lane {self.lane} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class RelayPresence(models.Model):
+    """
+    One row per running relay, renewed about once per poll interval: relays that serve the
+    same lanes count each other here and each holds its fair share of the lanes
+    (docs/decisions/0021-lanes-shared-among-relays.rst).
+    """
+
+    token = models.CharField(max_length=64, primary_key=True, help_text="The relay's lease token")
+    holder = models.CharField(max_length=255, blank=True, default="", help_text="host:pid of the relay")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        app_label = "edx_event_bus_outbox"
+        db_table = "edx_event_bus_outbox_relay"
+
+    def __str__(self):
+        return f"relay {self.holder} alive until {self.expires_at}"

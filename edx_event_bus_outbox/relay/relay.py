@@ -7,6 +7,7 @@ Guarantees and their reasons live in docs/decisions/0001-ordering-and-claiming.r
 """
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Relay:
         self.unreported_sent = set()  # lanes with a batch marked since the last renewal (last_sent_at)
         self.without_dead = set()  # held lanes seen without a dead row since we took them (see _ready_rows)
         self.found_lanes, self.lanes_found_at, self.last_pass_worked = [], None, False  # see _lanes
+        self.relays, self.share = 1, None  # relays running, and how many lanes we may hold (_fair_share); None: all
         self.state = "starting"
         self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
         self.backlog = BacklogSampler(options.alias, self.metrics)
@@ -135,6 +137,7 @@ class Relay:
     def _serve_lanes(self) -> bool:
         worked = False
         lanes = self._lanes()
+        self._hand_back_beyond_share()
         for lane in lanes:
             if self.stopping.is_set():
                 break
@@ -151,13 +154,46 @@ class Relay:
         The configured lanes, or else every lane with pending rows. Looking for them is a statement
         per lane and one more, so a relay that keeps finding work looks again only once per poll
         interval; after a pass without work, it always looks: a new lane waits no longer than on an idle relay.
+        Our share of the lanes is counted again each time.
         """
+        now = time.monotonic()
+        if (
+            self.lanes_found_at is None
+            or not self.last_pass_worked
+            or now - self.lanes_found_at >= self.options.poll_interval
+        ):
+            configured = self.options.lanes
+            self.found_lanes = list(configured) if configured else store.pending_lanes(self.options.alias)
+            self.lanes_found_at = now
+            self._fair_share(configured)
         if self.options.lanes:
             return list(self.options.lanes)
-        now = time.monotonic()
-        if not self.last_pass_worked or now - self.lanes_found_at >= self.options.poll_interval:
-            self.found_lanes, self.lanes_found_at = store.pending_lanes(self.options.alias), now
         return sorted(set(self.found_lanes) | self.held | self.gave_way)
+
+    def _fair_share(self, configured):
+        """
+        Count the running relays and set our share of the lanes: the lanes with pending rows or a
+        live lease (or the configured ones), divided among the relays, rounded up. A second relay
+        that starts takes about half the lanes, and the first hands them over (ADR 21).
+        """
+        alias = self.options.alias
+        leases.announce(alias, self.token, self.options.lease_seconds)
+        self.relays = leases.relays_running(alias)
+        if self.relays <= 1:
+            self.share = None
+            return
+        lanes = set(configured) if configured else set(self.found_lanes) | set(leases.leased_lanes(alias))
+        self.share = max(1, math.ceil(len(lanes) / self.relays))
+
+    def _hand_back_beyond_share(self):
+        """Release the lanes we hold beyond our share, between batches, for the relays that have fewer."""
+        if self.share is None or len(self.held) <= self.share:
+            return
+        for lane in sorted(self.held)[self.share :]:
+            leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
+            self._let_go(lane)
+            self.unreported_sent.discard(lane)
+            logger.info("Outbox relay handed lane %r over: %s relays share the lanes", lane, self.relays)
 
     def _hold(self, lane) -> bool:
         alias, seconds = self.options.alias, self.options.lease_seconds
@@ -173,6 +209,8 @@ class Relay:
                 self.lease_until[lane] = started + seconds
                 return True
             self._lost_lease(lane, "expired or taken over")
+        if self.share is not None and len(self.held) >= self.share:
+            return False  # our share is full: the lane is for another relay
         started = time.monotonic()
         if leases.try_acquire(alias, lane, self.token, seconds):
             self.held.add(lane)
@@ -460,6 +498,10 @@ class Relay:
                 leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
             except DatabaseError:
                 logger.warning("Outbox relay could not release lane %r; it frees itself when the lease expires", lane)
+        try:
+            leases.withdraw(self.options.alias, self.token)
+        except DatabaseError:
+            logger.warning("Outbox relay could not say it stopped; the others count it until its lease expires")
         logger.info("Outbox relay stopped: %s events sent, %s moved to dead", self.sent_total, self.dead_total)
 
 

@@ -27,6 +27,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Length, Now
 
+from ..outbox.lanes import Lane, parse_lane
 from ..outbox.models import OutboxEvent
 from .compiled import CompiledQuery
 
@@ -35,16 +36,17 @@ STATUS = OutboxEvent.STATUS
 
 def pending_lanes(alias) -> list:
     """
-    The lanes (topics) that have pending rows, in order.
+    The names of the lanes that have pending rows, in order.
 
     A ``DISTINCT`` over the pending rows reads the whole backlog, and the relay asks on every
-    pass (41 ms per pass at 100k pending rows on PostgreSQL). Instead each lane costs one seek
-    in the pending index: the first pending topic, then the first one after it, and so on.
-    (A recursive CTE would do it in one statement, but MariaDB cannot seek inside one.)
+    pass (41 ms per pass at 100k pending rows on PostgreSQL). Instead each lane costs a seek or
+    three in the pending index: the first pending topic, then the first one after it, and so on,
+    and within each topic its lanes the same way. (A recursive CTE would do it in one statement,
+    but MariaDB cannot seek inside one.)
     """
-    lanes = []
-    while (lane := next_lane_query(alias, lanes[-1] if lanes else None).first()) is not None:
-        lanes.append(lane)
+    lanes, topic = [], None
+    while (topic := next_lane_query(alias, topic).first()) is not None:
+        lanes += [lane.name for lane in lanes_of_topic(alias, topic)]
     return lanes
 
 
@@ -56,10 +58,59 @@ def next_lane_query(alias, after):
     return query.order_by("topic").values_list("topic", flat=True)
 
 
+def lanes_of_topic(alias, topic, count_below=None, count_above=None) -> list:
+    """
+    The topic's lanes that have pending rows, each found by a seek or two; only those written
+    with fewer lanes than ``count_below``, or with more than ``count_above``, when given.
+    """
+    rows = _pending_of_topic(alias, topic)
+    ranges = [rows.filter(lane_count__lt=count_below)] if count_below is not None else []
+    ranges += [rows.filter(lane_count__gt=count_above)] if count_above is not None else []
+    found = []
+    for query in ranges or [rows]:
+        first = _first_lane_columns(query)
+        while first is not None:
+            found.append(Lane(topic, *first))
+            count, index = first
+            first = _first_lane_columns(query.filter(lane_count=count, lane_index__gt=index)) or _first_lane_columns(
+                query.filter(lane_count__gt=count)
+            )
+    return found
+
+
+def _first_lane_columns(query):
+    return query.order_by("lane_count", "lane_index").values_list("lane_count", "lane_index").first()
+
+
+def _pending_of_topic(alias, topic):
+    return OutboxEvent.objects.using(alias).filter(status=STATUS.pending, topic=topic)
+
+
+def lane_rows(alias, lane: Lane):
+    """
+    The lane's pending rows, to be read in ``LANE_ORDER``: a seek to the lane's first entry in
+    the pending index, with one column matched as a range, for the reason ``claim_query`` gives.
+    Which column differs by database; tests/test_indexes.py shows each plan.
+    """
+    rows = OutboxEvent.objects.using(alias).filter(status=STATUS.pending)
+    vendor = connections[alias].vendor
+    if vendor == "postgresql":  # the last column before id: the equalities before it still bound the seek
+        return rows.filter(
+            topic=lane.topic, lane_count=lane.count, lane_index__gte=lane.index, lane_index__lte=lane.index
+        )
+    if vendor == "mysql":  # MariaDB reads a one-value range on topic as a point and goes on to the next columns
+        return rows.filter(topic__gte=lane.topic, topic__lte=lane.topic, lane_count=lane.count, lane_index=lane.index)
+    return rows.filter(topic=lane.topic, lane_count=lane.count, lane_index=lane.index)  # SQLite takes the index
+
+
+# The pending index's own order within one lane (see claim_query).
+LANE_ORDER = ("topic", "lane_count", "lane_index", "id")
+
+
 def any_pending(alias, only=None) -> bool:
-    """Whether the lanes in ``only`` (or any lane) have a pending row: the claim's and the lane search's seeks."""
+    """Whether the lanes in ``only`` (or any lane) have a pending row: seeks in the pending index."""
     if only:
-        return any(claim_query(alias, lane).first() is not None for lane in only)
+        return any(lane_rows(alias, parse_lane(name)).exists() for name in only)
     return next_lane_query(alias, None).first() is not None
 
 
@@ -70,6 +121,8 @@ class PendingRow(NamedTuple):
     event_id: uuid.UUID
     event_type: str
     topic: str
+    lane_count: int
+    lane_index: int
     event_key_field: str
     event_key: object
     payload: dict
@@ -85,25 +138,55 @@ class PendingRow(NamedTuple):
 
 def claim_query(alias, lane):
     """
-    The lane's pending rows in id order (see the ordering ADR: never an id cursor).
+    The lane's pending rows in id order (see the ordering ADR: never an id cursor), while no
+    pending row of its topic was written with another number of lanes (see ``layout_barrier``).
 
-    The lane is matched as the range ``lane <= topic <= lane`` and the rows are ordered by
-    (topic, id): the same rows in the same order as ``topic = lane ORDER BY id``, but only the
-    pending index can produce that order. With an equality PostgreSQL sees ``ORDER BY id``,
-    which the primary key gives too; once its statistics say many rows are pending, it walks
-    the primary key from the lowest id, past every sent row, on every claim, and a 100k drain
-    slowed fourfold from start to end. tests/test_indexes.py holds every database to the index.
+    The lane's index is matched as the range ``index <= lane_index <= index`` and the rows are
+    ordered by ``(lane_index, id)``: the same rows in the same order as ``lane_index = i ORDER BY
+    id``, but only the pending index ``(topic, lane_count, lane_index, id)`` can produce that
+    order. With an equality PostgreSQL sees ``ORDER BY id``, which the primary key gives too; once
+    its statistics say many rows are pending, it walks the primary key from the lowest id, past
+    every sent row, on every claim, and a 100k drain slowed fourfold from start to end. The range
+    is on the last column before ``id`` so that the columns before it, equalities, still bound the
+    seek (a range on ``topic``, as before lanes, made PostgreSQL read every lane of the topic).
+    tests/test_indexes.py holds every database to the index.
     """
     return _claimable(alias, lane).values_list(*PendingRow._fields)
 
 
-def _claimable(alias, lane):
-    return (
-        OutboxEvent.objects.using(alias)
-        .filter(topic__gte=lane, topic__lte=lane, status=STATUS.pending)
-        .order_by("topic", "id")
-        .annotate(retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField()))
+def _claimable(alias, name, below=None):
+    """The lane's rows, below the id ``below``, or else while no other layout of the topic has a pending row."""
+    lane = parse_lane(name)
+    rows = lane_rows(alias, lane)
+    if below is not None:
+        rows = rows.filter(id__lt=below)
+    else:
+        rows = rows.filter(*[~Exists(other) for other in _other_layouts(alias, lane)])
+    return rows.order_by(*LANE_ORDER).annotate(
+        retry_later=ExpressionWrapper(Q(next_attempt_at__gt=Now()), output_field=BooleanField())
     )
+
+
+def _other_layouts(alias, lane):
+    """The topic's pending rows written with fewer lanes, and with more, than ``lane``: each a seek."""
+    rows = _pending_of_topic(alias, lane.topic)
+    return ([rows.filter(lane_count__lt=lane.count)] if lane.count > 1 else []) + [
+        rows.filter(lane_count__gt=lane.count)
+    ]
+
+
+def layout_barrier(alias, name) -> int | None:
+    """
+    The lowest pending id of the lane's topic among rows written with another number of lanes,
+    or ``None``: the lane publishes only its rows below it (ADR 22). While writers move from one
+    number of lanes to another, a key's rows are in two lanes, one of each number; this keeps
+    them in id order, as one lane would.
+    """
+    lane = parse_lane(name)
+    others = lanes_of_topic(alias, lane.topic, count_below=lane.count, count_above=lane.count)
+    firsts = [lane_rows(alias, other).order_by(*LANE_ORDER).values_list("id", flat=True).first() for other in others]
+    firsts = [first for first in firsts if first is not None]
+    return min(firsts) if firsts else None
 
 
 def payload_size():
@@ -123,7 +206,10 @@ def pending_batch(alias, lane, limit, max_bytes=None) -> list:
     the database: a batch of large events costs the relay ``max_bytes``, not ``limit`` times their size.
     """
     share = max_bytes // limit if max_bytes else None
-    claimed = [_as_pending_row(row) for row in _claim(alias, lane, limit, share).run()]
+    claimed = _claim(alias, lane, limit, share).run()
+    if not claimed and (below := layout_barrier(alias, lane)) is not None:  # the lane waits for another layout's rows
+        claimed = CompiledQuery(_claim_query(alias, lane, limit, share, below)).run()
+    claimed = [_as_pending_row(row) for row in claimed]
     if not max_bytes:
         return [row for row, _ in claimed]
     _, count = leading_rows_within(((row.id, size) for row, size in claimed), max_bytes)
@@ -139,14 +225,18 @@ _CLAIM_FIELDS = [name for name in PendingRow._fields if name not in ("payload", 
 @lru_cache(maxsize=1024)
 def _claim(alias, lane, limit, share) -> CompiledQuery:
     """The claim of ``limit`` rows, with sizes and the payloads within ``share`` bytes (all payloads if ``None``)."""
-    query = _claimable(alias, lane)
+    return CompiledQuery(_claim_query(alias, lane, limit, share))
+
+
+def _claim_query(alias, lane, limit, share, below=None):
+    query = _claimable(alias, lane, below)
     if share is None:
         query = query.annotate(size=Value(None, output_field=IntegerField()), small_payload=F("payload"))
     else:
         query = query.annotate(size=payload_size()).annotate(
             small_payload=Case(When(size__lte=share, then=F("payload")), output_field=JSONField())
         )
-    return CompiledQuery(query.values_list(*_CLAIM_FIELDS, "retry_later", "size", "small_payload")[:limit])
+    return query.values_list(*_CLAIM_FIELDS, "retry_later", "size", "small_payload")[:limit]
 
 
 _PAYLOAD_AT = PendingRow._fields.index("payload")

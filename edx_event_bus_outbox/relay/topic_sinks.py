@@ -2,13 +2,14 @@
 The sink of each topic: Kafka or Redis Streams, by ``EVENT_BUS_OUTBOX_SINK`` and
 ``EVENT_BUS_OUTBOX_TOPIC_SINKS`` (ADR 17).
 
-A lane is one topic, so a batch goes to one sink. The default sink is built at once, so that
-a relay missing its settings fails at startup; the other only when a topic first needs it: a
-deployment that sends nothing to Kafka needs no Kafka settings, and one that sends nothing to
-Redis opens no Redis connection.
+A lane is a topic or one of its lanes (outbox/lanes.py), so a batch goes to one sink. The
+default sink is built at once, so that a relay missing its settings fails at startup; the
+other only when a topic first needs it: a deployment that sends nothing to Kafka needs no
+Kafka settings, and one that sends nothing to Redis opens no Redis connection.
 """
 
 from .. import conf
+from ..outbox.lanes import parse_lane
 from .exactly_once import ExactlyOnceKafkaSink
 from .redis_sink import RedisSink
 from .sink import KafkaSink
@@ -35,12 +36,13 @@ class TopicSinks:
         return self.sink(rows[0].topic).publish(rows, deadline) if rows else []
 
     def prepare(self, lane) -> list:
-        return self.sink(lane).prepare(lane)
+        return self.sink(parse_lane(lane).topic).prepare(lane)
 
     def forget(self, lane):
-        self.sink(lane).forget(lane)
+        self.sink(parse_lane(lane).topic).forget(lane)
 
-    def can_reach(self, topic) -> bool:
+    def can_reach(self, lane) -> bool:
+        topic = parse_lane(lane).topic
         return self.sink(topic).can_reach(topic)
 
     def close(self):

@@ -31,14 +31,14 @@ def _reads_only_pending_entries(plan):
     """
     if connection.vendor == "postgresql":
         assert "Seq Scan" not in plan, plan
-        assert re.search(r"Index (Only )?Scan using outbox_pending_lane_idx", plan) or re.search(
+        assert re.search(r"Index (Only )?Scan using outbox_pending_lanes_idx", plan) or re.search(
             r"Bitmap Index Scan on outbox_status_sent_idx\s+.*\s+Index Cond: \(\(status\)::text = 'pending'", plan
         ), plan
     elif connection.vendor == "mysql":
         access = _mysql_table(plan)
         assert access["access_type"] in ("range", "ref", "index_merge") and access.get("using_index"), plan
     else:
-        assert re.search(r"USING (COVERING )?INDEX outbox_pending_lane_idx", plan), plan
+        assert re.search(r"USING (COVERING )?INDEX outbox_pending_lanes_idx", plan), plan
 
 
 def _mysql_table(json_plan) -> dict:
@@ -57,12 +57,13 @@ def _mysql_table(json_plan) -> dict:
 
 def _seeks_the_pending_index(plan):
     if connection.vendor == "postgresql":
-        assert "Index Scan using outbox_pending_lane_idx" in plan and "Sort" not in plan, plan
+        assert "Index Scan using outbox_pending_lanes_idx" in plan and "Sort" not in plan, plan
     elif connection.vendor == "mysql":
         access = _mysql_access(plan)
-        assert access["table"]["key"] == "outbox_status_lane_idx" and "filesort" not in access, plan
+        assert access["table"]["key"] == "outbox_status_lanes_idx" and "filesort" not in access, plan
     else:
-        assert "USING INDEX outbox_pending_lane_idx (topic>? AND topic<?)" in plan and "TEMP B-TREE" not in plan, plan
+        seek = "USING INDEX outbox_pending_lanes_idx (topic=? AND lane_count=? AND lane_index=?)"
+        assert seek in plan and "TEMP B-TREE" not in plan, plan
 
 
 @pytest.mark.parametrize("history", ["interleaved lanes", "a backlog half drained"])

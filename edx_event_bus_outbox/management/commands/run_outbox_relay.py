@@ -17,7 +17,7 @@ from ...relay.relay import Relay, RelayOptions
 
 # option -> (its name on the command line, the check of its value, the setting it overrides)
 OPTIONS = {
-    "lanes": ("--lane", conf.require_topic_names, "EVENT_BUS_OUTBOX_RELAY_LANES"),
+    "lanes": ("--lane", conf.require_lane_names, "EVENT_BUS_OUTBOX_RELAY_LANES"),
     "batch_size": ("--batch-size", conf.require_positive_int, "EVENT_BUS_OUTBOX_RELAY_BATCH_SIZE"),
     "batch_max_bytes": ("--batch-max-bytes", conf.require_positive_int, "EVENT_BUS_OUTBOX_RELAY_BATCH_MAX_BYTES"),
     "poll_interval": ("--poll-interval", conf.require_positive_seconds, "EVENT_BUS_OUTBOX_RELAY_POLL_INTERVAL"),
