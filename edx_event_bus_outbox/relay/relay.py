@@ -190,9 +190,7 @@ class Relay:
         if self.share is None or len(self.held) <= self.share:
             return
         for lane in sorted(self.held)[self.share :]:
-            leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
-            self._let_go(lane)
-            self.unreported_sent.discard(lane)
+            self._release(lane)
             logger.info("Outbox relay handed lane %r over: %s relays share the lanes", lane, self.relays)
 
     def _hold(self, lane) -> bool:
@@ -227,6 +225,12 @@ class Relay:
             self.gave_way.add(lane)  # it could not publish either: take it again only once Kafka answers
         logger.warning("Outbox relay lost its lease on lane %r (%s); standing by", lane, why)
 
+    def _release(self, lane):
+        """Free the lane's lease at once, for another relay to take on its next poll."""
+        leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
+        self._let_go(lane)
+        self.unreported_sent.discard(lane)
+
     def _let_go(self, lane):
         """The lane is no longer ours: the sink drops what it keeps for it (exactly-once: its producer)."""
         self.held.discard(lane)
@@ -242,9 +246,7 @@ class Relay:
     def _give_way(self, lane):
         """Stop renewing and release the lease at once, so a healthy standby takes the lane on its next poll."""
         since, error = self.failing_since[lane]
-        leases.release(self.options.alias, lane, self.token, sent=lane in self.unreported_sent)
-        self._let_go(lane)
-        self.unreported_sent.discard(lane)
+        self._release(lane)
         self.gave_way.add(lane)
         logger.error(
             "Outbox relay gave way on lane %r: it could not publish for %.0fs, longer than its %ss lease; "
