@@ -158,10 +158,18 @@ def _edx_event_bus_kafka_registry_client_times_out(monkeypatch):
 
 
 @pytest.fixture
-def topic(kafka_stack):
-    """A fresh three-partition topic, so that per-key partition placement is really exercised."""
+def topic(kafka_stack, settings, monkeypatch):
+    """
+    A fresh three-partition topic, so that per-key partition placement is really exercised; and a
+    transactions topic of the test's own (ADR 20), in this process and in the relays it starts
+    (tests/settings.py). A takeover reads the lane's last marker with ``read_committed``, which
+    waits for every transaction open on that topic: one that an earlier test's SIGKILLed relay
+    left open would hold this test's relays up until the broker aborts it, a lease later.
+    """
     name = f"test-{uuid.uuid4().hex[:12]}"
     kafka_stack.create_topic(name, partitions=3)
+    settings.EVENT_BUS_OUTBOX_RELAY_TRANSACTIONS_TOPIC = f"{name}-transactions"
+    monkeypatch.setenv("OUTBOX_TEST_TRANSACTIONS_TOPIC", f"{name}-transactions")
     return name
 
 

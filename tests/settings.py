@@ -127,6 +127,10 @@ EVENT_BUS_CONSUMER = "edx_event_bus_outbox.KafkaEventConsumer"
 EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS = os.environ.get("EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS")
 EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL = os.environ.get("EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL")
 EVENT_BUS_PRODUCER_CONFIG = {}
+# The test's own, when a relay process is started by a test (the ``topic`` fixture sets it).
+EVENT_BUS_OUTBOX_RELAY_TRANSACTIONS_TOPIC = os.environ.get(
+    "OUTBOX_TEST_TRANSACTIONS_TOPIC", "outbox-relay-transactions"
+)
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 from django.db import connection
 
+from edx_event_bus_outbox import conf
 from edx_event_bus_outbox.kafka.config import full_topic, transactional_id
 from edx_event_bus_outbox.models import OutboxEvent
 from edx_event_bus_outbox.relay import leases
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kafka]
 
 
 def marker_topic():
-    return full_topic("outbox-relay-transactions")
+    return full_topic(conf.relay_transactions_topic())
 
 
 def last_marker(topic):
