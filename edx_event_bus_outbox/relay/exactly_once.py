@@ -49,7 +49,12 @@ class ExactlyOnceKafkaSink(KafkaSink):
             raise InfrastructureUnavailable(f"Kafka did not start the lane's transactions: {_text(exc)}") from exc
         if self.reader is None:
             self.reader = MarkerReader(self.marker_topic, self.delivery_timeout)
-        committed = self.reader.last_ids(_marker_key(lane), self.delivery_timeout)
+        try:
+            committed = self.reader.last_ids(_marker_key(lane), self.delivery_timeout)
+        except InfrastructureUnavailable:
+            self.reader.close()  # its consumers' metadata may be stale (a broker restart): new ones next time
+            self.reader = None
+            raise
         self.lanes[lane] = producer
         return committed
 
