@@ -253,7 +253,8 @@ def test_relays_share_the_lanes_by_themselves_and_hand_them_back(kafka_stack, tm
         second = relay_process(*SHORT_LEASE, log_path=tmp_path / "second.log")
         assert wait_for(lambda: len(holders(topics)) <= 2, 20)  # the first hands two lanes back
         write_and_drain()
-        assert sorted(holders(topics).values()) == sorted([first.pid] * 2 + [second.pid] * 2), holders(topics)
+        two_each = sorted([first.pid] * 2 + [second.pid] * 2)
+        assert wait_for(lambda: sorted(holders(topics).values()) == two_each, 20), holders(topics)
 
         assert kill(second, signals.SIGTERM) == 0
         write_and_drain()
