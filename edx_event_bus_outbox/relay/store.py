@@ -141,14 +141,14 @@ def claim_query(alias, lane):
     The lane's pending rows in id order (see the ordering ADR: never an id cursor), while no
     pending row of its topic was written with another number of lanes (see ``layout_barrier``).
 
-    The lane's index is matched as the range ``index <= lane_index <= index`` and the rows are
-    ordered by ``(lane_index, id)``: the same rows in the same order as ``lane_index = i ORDER BY
-    id``, but only the pending index ``(topic, lane_count, lane_index, id)`` can produce that
-    order. With an equality PostgreSQL sees ``ORDER BY id``, which the primary key gives too; once
-    its statistics say many rows are pending, it walks the primary key from the lowest id, past
-    every sent row, on every claim, and a 100k drain slowed fourfold from start to end. The range
-    is on the last column before ``id`` so that the columns before it, equalities, still bound the
-    seek (a range on ``topic``, as before lanes, made PostgreSQL read every lane of the topic).
+    One column of the lane is matched as a one-value range (``lane_rows``) and the rows are
+    ordered by the pending index's columns (``LANE_ORDER``): the same rows in the same order as
+    equalities and ``ORDER BY id``, but only the pending index can produce that order. With
+    equalities PostgreSQL sees ``ORDER BY id``, which the primary key gives too; once its
+    statistics say many rows are pending, it walks the primary key from the lowest id, past every
+    sent row, on every claim, and a 100k drain slowed fourfold from start to end. On PostgreSQL
+    the range is on ``lane_index``, the last column before ``id``, so that the equalities before
+    it still bound the seek (a range on ``topic``, as before lanes, read every lane of the topic).
     tests/test_indexes.py holds every database to the index.
     """
     return _claimable(alias, lane).values_list(*PendingRow._fields)
