@@ -58,6 +58,12 @@ def goal_lines(results):
         "<= 0.33",
         (w.get("ratio_work_we_add_over_edx") or 99) <= 1 / 3,
     )
+    add(
+        "  the same over edx send() timed in the writing transaction",
+        w.get("ratio_work_we_add_over_edx_in_tx"),
+        "(reported)",
+        True,
+    )
     d = results.get("drain", {})
     add(
         "relay drain: ours / edx-event-bus-kafka direct",

@@ -18,7 +18,11 @@ and, to isolate what our ``send()`` adds to a transaction that writes anyway (th
 the event describes a change the request commits):
 
 * plain + ours    ``with atomic(): PlainRow.objects.create(...); send()`` then COMMIT; the
-                  difference from (b) is our marginal cost.
+                  difference from (b) is our marginal cost;
+* plain + edx     the same with edx-event-bus-kafka's ``send()``: its cost where an event is
+                  really emitted, right after the request's own database round trip. Timed
+                  there, it is about twice its cost in a tight loop of sends (a) on these
+                  machines, so both are reported.
 
 and the floor under it (issue 15): one database round trip (``SELECT 1``), and the parts of
 the marginal ``send()`` timed one after the other in such a transaction (``ours_parts``):
@@ -74,7 +78,8 @@ class Variants:
 
         from bench.models import PlainRow
         from edx_event_bus_outbox import create_producer
-        from edx_event_bus_outbox.kafka.schemas import extract_event_key, signal_serializer
+        from edx_event_bus_outbox.kafka.avro_dict import to_avro_dict
+        from edx_event_bus_outbox.kafka.schemas import extract_event_key
 
         self.topic = topic
         self.signal = common.signal()
@@ -82,7 +87,7 @@ class Variants:
         self.edx = edx_event_bus_kafka.create_producer()
         self.atomic = transaction.atomic
         self.PlainRow = PlainRow
-        self.to_dict = signal_serializer(self.signal).to_dict
+        self.to_dict = lambda data: to_avro_dict(self.signal, data)
         self.extract_key = extract_event_key
         self.edx_sent = 0
         self.flush_ns = []
@@ -168,10 +173,12 @@ class Variants:
         """The marginal ``send()`` taken apart, in a transaction that already wrote a row: µs lists per part."""
         from django.db import connection
 
+        from edx_event_bus_outbox.kafka.avro_dict import to_avro_dict
         from edx_event_bus_outbox.kafka.headers import dotted_version, headers_from_metadata
         from edx_event_bus_outbox.outbox import insert, validation
+        from edx_event_bus_outbox.outbox.lanes import lane_columns
 
-        create, atomic, to_dict = self.PlainRow.objects.create, self.atomic, self.to_dict
+        create, atomic = self.PlainRow.objects.create, self.atomic
         sig, topic = self.signal, self.topic
         guarded = connection.vendor == "postgresql"  # as insert_event does inside a transaction
         clock = time.perf_counter_ns
@@ -180,7 +187,7 @@ class Variants:
             with atomic():
                 create(**fields)
                 t0 = clock()
-                payload = to_dict(data)
+                payload = to_avro_dict(sig, data)
                 t1 = clock()
                 validation.payload_problem(sig, payload)
                 key = self.extract_key(payload, KEY_FIELD)
@@ -200,6 +207,7 @@ class Variants:
                     "sourcehost": meta.sourcehost,
                     "sourcelib": dotted_version(meta.sourcelib),
                 }
+                row.update(lane_columns(topic, key))
                 validation.metadata_problem(row)
                 t2 = clock()
                 params = insert.parameters(connection, text, row)
@@ -226,9 +234,11 @@ class Variants:
                 totals.append(clock() - t0)
         return totals
 
-    def plain_loop(self, events, with_ours=False):
+    def plain_loop(self, events, with_ours=False, with_edx=False):
         create, atomic = self.PlainRow.objects.create, self.atomic
-        send, sig, topic = self.ours.send, self.signal, self.topic
+        send = self.edx.send if with_edx else self.ours.send
+        sig, topic = self.signal, self.topic
+        with_ours = with_ours or with_edx
         clock = time.perf_counter_ns
         totals, in_send = [], []
         for data, meta, fields in events:
@@ -240,6 +250,9 @@ class Variants:
                     send(signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=meta)
                     in_send.append(clock() - t1)
             totals.append(clock() - t0)
+        if with_edx:
+            self.edx_sent += len(events)
+            self.edx.producer.flush(30)
         return totals, in_send
 
 
@@ -282,6 +295,7 @@ def run(quick=False):
         variants.edx_loop(_events(variants, pool, 200))
         variants.plain_loop(_events(variants, pool, 200))
         variants.plain_loop(_events(variants, pool, 200), with_ours=True)
+        variants.plain_loop(_events(variants, pool, 200), with_edx=True)
         variants.parts_loop(_events(variants, pool, 200))
         statements_per_send = variants.statements_per_send(_events(variants, pool, 100))
         variants.edx_sent, variants.flush_ns = 0, []
@@ -294,6 +308,7 @@ def run(quick=False):
             "plain_orm",
             "plain_plus_ours",
             *(["plain_plus_ours_no_notify"] if postgres else []),
+            "plain_plus_edx",
             "ours_parts",
             "ours_serialize",
             "db_round_trip",
@@ -301,7 +316,7 @@ def run(quick=False):
         per_rep_medians = {name: [] for name in names}
         part_medians = {name: [] for name in PARTS}
         per_rep_means = {name: [] for name in names}
-        send_only, commit_part, send_in_writing_tx = [], [], []
+        send_only, commit_part, send_in_writing_tx, edx_in_writing_tx = [], [], [], []
         discarded = 0
         for rep in range(reps):
             order = names[rep % len(names) :] + names[: rep % len(names)]
@@ -335,6 +350,8 @@ def run(quick=False):
                             set_trigger(True)
                     elif name == "plain_orm":
                         totals, _ = variants.plain_loop(events)
+                    elif name == "plain_plus_edx":
+                        totals, in_send = variants.plain_loop(events, with_edx=True)
                     else:
                         totals, in_send = variants.plain_loop(events, with_ours=True)
                     out[name] = (totals, in_send)
@@ -347,6 +364,8 @@ def run(quick=False):
                 per_rep_means[name].append(sum(totals) / len(totals) / 1000)
                 if name == "plain_plus_ours":
                     send_in_writing_tx.append(median(in_send) / 1000)
+                if name == "plain_plus_edx":
+                    edx_in_writing_tx.append(median(in_send) / 1000)
                 if name == "ours_parts":
                     for part, values in in_send.items():
                         part_medians[part].append(median(values) / 1000)
@@ -400,6 +419,14 @@ def run(quick=False):
         "ratio_work_we_add_over_edx": median(
             [w / e for w, e in zip(work_we_add, per_rep_medians["edx_send"], strict=True)]
         ),
+        # edx-event-bus-kafka's send() where the event is emitted: in the transaction, after a row was written.
+        "edx_in_writing_tx_us": median(edx_in_writing_tx),
+        "edx_marginal_us": median(
+            [a - b for a, b in zip(per_rep_medians["plain_plus_edx"], per_rep_medians["plain_orm"], strict=True)]
+        ),
+        "ratio_work_we_add_over_edx_in_tx": median(
+            [w / e for w, e in zip(work_we_add, edx_in_writing_tx, strict=True)]
+        ),
         "send_in_writing_tx_us": median(send_in_writing_tx),
         "work_in_call_us": median(work_in_call),
         "ratio_work_in_call_over_edx": median(
@@ -435,6 +462,15 @@ def floor_lines(result):
         + f"  (sum {m['ours_parts']:.1f})",
         f"     work we add = marginal - round trip = {result['work_we_add_us']:.1f};  / edx send() = {ratio:.2f}"
         f"   (goal <= 0.33: {'MET' if ratio <= FLOOR_GOAL else 'NOT MET'})",
+        *(
+            [
+                f"     edx-event-bus-kafka send() in the same place (after the row, in the transaction)"
+                f" {result['edx_in_writing_tx_us']:.1f}; its marginal {result['edx_marginal_us']:.1f};"
+                f"  work we add / it = {result['ratio_work_we_add_over_edx_in_tx']:.2f}"
+            ]
+            if "edx_in_writing_tx_us" in result
+            else []
+        ),
         *(
             [f"     of the marginal send(), the NOTIFY trigger (on minus disabled) {result['marginal_notify_us']:.1f}"]
             if result.get("marginal_notify_us") is not None
