@@ -225,6 +225,29 @@ def test_the_on_commit_mode_is_refused_for_a_topic_sent_to_redis(settings):
     assert conf.configuration_errors() == []
 
 
+# The accessors send() reads once per process (conf._read_once), with a value to change each to.
+READ_ONCE = {
+    "producer_config": ("EVENT_BUS_PRODUCER_CONFIG", {"org.openedx.test.v1": {"t": {"event_key_field": "a"}}}),
+    "default_mode": ("EVENT_BUS_PRODUCER_MODE", conf.MODE_ON_COMMIT),
+    "topic_modes": ("EVENT_BUS_OUTBOX_TOPIC_MODES", {"t": conf.MODE_ON_COMMIT}),
+    "topic_lanes": ("EVENT_BUS_OUTBOX_TOPIC_LANES", {"t": 4}),
+    "database_alias": ("EVENT_BUS_OUTBOX_DATABASE", "other"),
+    "max_event_bytes": ("EVENT_BUS_OUTBOX_MAX_EVENT_BYTES", 12345),
+}
+
+
+@pytest.mark.parametrize("accessor", READ_ONCE)
+def test_a_setting_read_once_is_read_again_after_it_changes(settings, accessor):
+    name, value = READ_ONCE[accessor]
+    read = getattr(conf, accessor)
+    before = read()
+    assert read() is before  # read once
+    setattr(settings, name, value)  # sends setting_changed, as override_settings does
+    assert read() == value != before
+    setattr(settings, name, before)
+    assert read() == before
+
+
 def test_the_minimum_lease_leaves_the_relays_delivery_timeout_a_third_of_it():
     """``RELAY_MIN_LEASE_SECONDS`` restates relay/sink.py's rule; the real sink must agree with it."""
     for lease in (conf.RELAY_MIN_LEASE_SECONDS, 4.0, 30.0, 120.0):

@@ -15,12 +15,23 @@ becomes a ROLLBACK; so there, inside a transaction, the INSERT runs between a SA
 its RELEASE, sent as one query string: one round trip, as before.
 """
 
+import uuid
+from datetime import datetime
+from functools import cache
+
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
 
-from ..exceptions import DuplicateEventError, OutboxWriteError, TransactionLostError
+from ..exceptions import DuplicateEventError, OutboxError, OutboxWriteError, TransactionLostError
 from .models import OutboxEvent
 
-FIELDS = tuple(field for field in OutboxEvent._meta.concrete_fields if not field.primary_key)
+# The relay's bookkeeping, which send() never sets: their defaults are written into the SQL
+# text, once per database, rather than adapted and quoted as parameters for every event.
+RELAY_COLUMNS = (
+    *("status", "attempts", "last_error", "next_attempt_at"),
+    *("failing_since", "sent_at", "partition", "offset"),
+)
+_COLUMNS = tuple(field for field in OutboxEvent._meta.concrete_fields if not field.primary_key)
+FIELDS = tuple(field for field in _COLUMNS if field.attname not in RELAY_COLUMNS)  # the parameters, in order
 SAVEPOINT = "edx_event_bus_outbox_insert"
 
 # MariaDB error numbers after which InnoDB has rolled back the whole transaction, not just the
@@ -32,10 +43,17 @@ _MYSQL_LOCK_WAIT_TIMEOUT = 1205
 # A str for a CharField, an int for an IntegerField: what get_db_prep_save returns for them on
 # every backend is the value itself (str() and int() of it), so the call is skipped. Exact
 # types: a bool is an int subclass, and a str subclass could carry behaviour of its own.
-_AS_IS_TYPE = {  # by attname: a Field's own __hash__ is Python code
+# Keyed by attname: a Field's own __hash__ is Python code.
+_AS_IS_TYPE = {
     field.attname: str if isinstance(field, models.CharField) else int
     for field in FIELDS
     if isinstance(field, (models.CharField, models.IntegerField))
+}
+# PostgreSQL stores a UUID and an aware datetime as they are; elsewhere they become text.
+_AS_IS_TYPE_POSTGRESQL = {
+    **_AS_IS_TYPE,
+    **{field.attname: uuid.UUID for field in FIELDS if isinstance(field, models.UUIDField)},
+    **{field.attname: datetime for field in FIELDS if isinstance(field, models.DateTimeField)},
 }
 
 _SQL_BY_VENDOR = {}
@@ -64,37 +82,40 @@ def parameters(connection, payload_json, values):
     """The INSERT's parameters, in ``FIELDS`` order (sets ``values["payload_size"]``); timed apart by the bench."""
     values["payload_size"] = len(payload_json)
     constants = _constant_defaults(connection)
+    as_is = _AS_IS_TYPE_POSTGRESQL if connection.vendor == "postgresql" else _AS_IS_TYPE
     return [
         _json_param(connection, payload_json)
         if field.attname == "payload"
-        else _param(field, values, constants, connection)
+        else _param(field, values, constants, as_is, connection)
         for field in FIELDS
     ]
 
 
-def _param(field, values, constants, connection):
-    if field.attname in values:
-        value = values[field.attname]
-        if type(value) is _AS_IS_TYPE.get(field.attname):
-            return value
-        return field.get_db_prep_save(value, connection)
-    if field.attname in constants:
-        return constants[field.attname]
-    return field.get_db_prep_save(field.get_default(), connection)
+def _param(field, values, constants, as_is, connection):
+    name = field.attname
+    if name in values:
+        value = values[name]
+    elif name in constants:
+        return constants[name]
+    else:
+        value = field.get_default()
+    kind = as_is.get(name)
+    if type(value) is kind and (kind is not datetime or value.tzinfo is not None):
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 def _constant_defaults(connection):
     """
-    The prepared defaults that never change, per vendor: ``send()`` never sets the relay's
-    eight columns (``status``, ``attempts``, ``sent_at``...), and preparing their defaults
-    again for every event was a fifth to a third of the parameters' cost. Callable defaults
-    (``created``) are still prepared for each event.
+    The prepared defaults that never change, per vendor (of ``lane_count`` and ``lane_index``
+    for a topic of one lane, say): preparing them again for every event was a fifth to a third
+    of the parameters' cost. Callable defaults (``created``) are still prepared for each event.
     """
     constants = _CONSTANTS_BY_VENDOR.get(connection.vendor)
     if constants is None:
         constants = _CONSTANTS_BY_VENDOR[connection.vendor] = {
             field.attname: field.get_db_prep_save(field.get_default(), connection)
-            for field in FIELDS
+            for field in _COLUMNS
             if not (field.has_default() and callable(field.default))
         }
     return constants
@@ -183,10 +204,15 @@ def _one_query_string(connection) -> bool:
 def _json_param(connection, text):
     """The JSON text as the parameter Django's ``JSONField`` would have made of the value."""
     if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.psycopg_any import Jsonb
-
-        return Jsonb(text, dumps=_as_is)
+        return _postgresql_jsonb()(text, dumps=_as_is)
     return text
+
+
+@cache
+def _postgresql_jsonb():
+    from django.db.backends.postgresql.psycopg_any import Jsonb  # needs psycopg, which only PostgreSQL does
+
+    return Jsonb
 
 
 def _as_is(text):
@@ -196,10 +222,22 @@ def _as_is(text):
 def _insert_sql(connection) -> str:
     sql = _SQL_BY_VENDOR.get(connection.vendor)
     if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(field.column) for field in FIELDS)
-        placeholders = ", ".join(["%s"] * len(FIELDS))
+        quote, constants = connection.ops.quote_name, _constant_defaults(connection)
+        relay = [field for field in _COLUMNS if field.attname in RELAY_COLUMNS]
+        columns = ", ".join(quote(field.column) for field in (*FIELDS, *relay))
+        values = ", ".join(["%s"] * len(FIELDS) + [_literal(constants[field.attname]) for field in relay])
         sql = _SQL_BY_VENDOR[connection.vendor] = (
-            f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"
+            f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({columns}) VALUES ({values})"
         )
     return sql
+
+
+def _literal(value) -> str:
+    """A relay column's prepared default as SQL: NULL, an integer, or a plain word such as 'pending'."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, str) and (value == "" or value.isalnum()):
+        return f"'{value}'"
+    raise OutboxError(f"No SQL literal for the default {value!r}: take its column out of RELAY_COLUMNS.")

@@ -50,7 +50,8 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True, help_text="First failure of its own (ADR 3)")
-    created = AutoCreatedField(db_index=True)
+    # Not indexed: only the admin's date filter and replay's time bounds select by it (ADR 23).
+    created = AutoCreatedField(help_text="When send() wrote it; not indexed (ADR 23)")
     sent_at = models.DateTimeField(null=True, blank=True)
     partition = models.IntegerField(null=True, blank=True)
     offset = models.BigIntegerField(null=True, blank=True)
