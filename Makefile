@@ -77,9 +77,14 @@ demo: requirements stack-up ## the end-to-end demo on SQLite against the local s
 	$(VPY) demo/manage.py run_demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
-bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, django-jaiminho): bench-report/report.txt and bench.png
+# The write path's floor (issue 15) is measured on every database; the other benchmarks need PostgreSQL.
+BENCH_FLOOR_DATABASES ?= mysql sqlite
+bench: requirements stack-up ## benchmarks side by side (edx-event-bus-kafka, django-jaiminho): bench-report/report.txt and bench.png, then the write path on MariaDB and SQLite (bench-report/<database>/)
 	$(VPY) -m pip install -q -r requirements/bench.txt
 	$(VPY) -m bench.run $(BENCH_ARGS)
+	for db in $(BENCH_FLOOR_DATABASES); do \
+	    $(VPY) -m bench.run --only write_path --database $$db --out bench-report/$$db $(filter --quick,$(BENCH_ARGS)) || exit 1; \
+	done
 
 CHAOS_SEEDS ?= 1 2 3
 CHAOS_SINKS ?= kafka redis
