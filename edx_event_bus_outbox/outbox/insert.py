@@ -3,10 +3,11 @@ One INSERT per event, prepared once per database vendor, that never breaks the c
 
 ``send()`` runs in every request that emits an event. ``Model.objects.create()`` compiles
 its INSERT, instantiates the model and asks for the new id on every call; none of that is
-needed here, and skipping it takes about a fifth off the write path. Values still go
-through each field's ``get_db_prep_save``, so UUIDs, JSON and datetimes are stored exactly
-as the ORM would store them on each backend, and fields left out get their model default.
-The payload arrives as JSON text already (validation needed it), so it is not dumped twice.
+needed here, and skipping it takes about a fifth off the write path. Values go through each
+field's ``get_db_prep_save`` wherever it would change them, so UUIDs, JSON and datetimes are
+stored exactly as the ORM would store them on each backend; the relay's bookkeeping columns,
+which ``send()`` never sets, get their model defaults as literals in the SQL text. The
+payload arrives as JSON text already (validation needed it), so it is not dumped twice.
 
 A refused INSERT must leave the caller's transaction as it was, because openedx-events
 swallows our exception and the caller carries on to COMMIT. MariaDB and SQLite undo only
