@@ -234,23 +234,22 @@ class Variants:
                 totals.append(clock() - t0)
         return totals
 
-    def plain_loop(self, events, with_ours=False, with_edx=False):
+    def plain_loop(self, events, send=None):
+        """The plain insert in its own transaction, followed there by ``send`` (ours or edx's) when given."""
         create, atomic = self.PlainRow.objects.create, self.atomic
-        send = self.edx.send if with_edx else self.ours.send
         sig, topic = self.signal, self.topic
-        with_ours = with_ours or with_edx
         clock = time.perf_counter_ns
         totals, in_send = [], []
         for data, meta, fields in events:
             t0 = clock()
             with atomic():
                 create(**fields)
-                if with_ours:
+                if send:
                     t1 = clock()
                     send(signal=sig, topic=topic, event_key_field=KEY_FIELD, event_data=data, event_metadata=meta)
                     in_send.append(clock() - t1)
             totals.append(clock() - t0)
-        if with_edx:
+        if send == self.edx.send:
             self.edx_sent += len(events)
             self.edx.producer.flush(30)
         return totals, in_send
@@ -294,8 +293,8 @@ def run(quick=False):
         variants.ours_loop(warm)
         variants.edx_loop(_events(variants, pool, 200))
         variants.plain_loop(_events(variants, pool, 200))
-        variants.plain_loop(_events(variants, pool, 200), with_ours=True)
-        variants.plain_loop(_events(variants, pool, 200), with_edx=True)
+        variants.plain_loop(_events(variants, pool, 200), variants.ours.send)
+        variants.plain_loop(_events(variants, pool, 200), variants.edx.send)
         variants.parts_loop(_events(variants, pool, 200))
         statements_per_send = variants.statements_per_send(_events(variants, pool, 100))
         variants.edx_sent, variants.flush_ns = 0, []
@@ -345,15 +344,15 @@ def run(quick=False):
                     elif name == "plain_plus_ours_no_notify":
                         set_trigger(False)
                         try:
-                            totals, _ = variants.plain_loop(events, with_ours=True)
+                            totals, _ = variants.plain_loop(events, variants.ours.send)
                         finally:
                             set_trigger(True)
                     elif name == "plain_orm":
                         totals, _ = variants.plain_loop(events)
                     elif name == "plain_plus_edx":
-                        totals, in_send = variants.plain_loop(events, with_edx=True)
+                        totals, in_send = variants.plain_loop(events, variants.edx.send)
                     else:
-                        totals, in_send = variants.plain_loop(events, with_ours=True)
+                        totals, in_send = variants.plain_loop(events, variants.ours.send)
                     out[name] = (totals, in_send)
                 return out
 
