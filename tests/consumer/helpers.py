@@ -163,8 +163,16 @@ def header_dict(msg):
     return {name: value.decode("utf-8") for name, value in msg.headers() or []}
 
 
+def uncommitted(topic, group):
+    """``{partition: (committed, end)}`` of the partitions whose messages ``group`` has not all committed."""
+    committed = group_offsets(topic, group)
+    return {
+        partition: (committed[partition], end)
+        for partition, end in end_offsets(topic).items()
+        if not (committed[partition] == end or (end == 0 and committed[partition] < 0))  # empty: nothing to commit
+    }
+
+
 def assert_everything_committed(topic, group):
     """Every message of every partition is committed (empty partitions need no commit)."""
-    committed = group_offsets(topic, group)
-    for partition, end in end_offsets(topic).items():
-        assert committed[partition] == end or (end == 0 and committed[partition] < 0), (partition, committed, end)
+    assert not uncommitted(topic, group)
