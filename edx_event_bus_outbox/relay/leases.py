@@ -97,11 +97,14 @@ def _ensure_row(alias, lane):
         pass  # another relay created it first; either way the row exists now
 
 
-def announce(alias, token, seconds):
-    """Say that our relay runs for ``seconds`` more, by the database's clock; forget long-dead relays."""
-    alive = RelayPresence.objects.using(alias).filter(token=token)
-    if not alive.update(holder=holder_name(), expires_at=_from_now(seconds)):
-        RelayPresence.objects.using(alias).create(token=token, holder=holder_name(), expires_at=_from_now(seconds))
+def announce(alias, token, seconds, waiting=False):
+    """
+    Say that our relay runs for ``seconds`` more, by the database's clock, and whether it is
+    ``waiting`` to be woken by commits (ADR 24); forget long-dead relays.
+    """
+    fields = {"holder": holder_name(), "expires_at": _from_now(seconds), "waiting": waiting}
+    if not RelayPresence.objects.using(alias).filter(token=token).update(**fields):
+        RelayPresence.objects.using(alias).create(token=token, **fields)
     RelayPresence.objects.using(alias).filter(expires_at__lt=_from_now(-FORGET_PRESENCE_AFTER_SECONDS)).delete()
 
 

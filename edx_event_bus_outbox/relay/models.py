@@ -29,12 +29,17 @@ class RelayPresence(models.Model):
     """
     One row per running relay, renewed about once per poll interval: relays that serve the
     same lanes count each other here and each holds its fair share of the lanes
-    (docs/decisions/0021-lanes-shared-among-relays.rst).
+    (docs/decisions/0021-lanes-shared-among-relays.rst). ``waiting`` tells the outbox table's
+    trigger whether a commit should wake a relay (docs/decisions/0024-wake-only-a-waiting-relay.rst).
     """
 
     token = models.CharField(max_length=64, primary_key=True, help_text="The relay's lease token")
     holder = models.CharField(max_length=255, blank=True, default="", help_text="host:pid of the relay")
     expires_at = models.DateTimeField()
+    waiting = models.BooleanField(
+        default=False,
+        help_text="The relay found nothing and may be asleep: commits that write events wake it",
+    )
 
     class Meta:
         app_label = "edx_event_bus_outbox"

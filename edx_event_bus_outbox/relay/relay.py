@@ -70,6 +70,7 @@ class Relay:
         self.without_dead = set()  # held lanes seen without a dead row since we took them (see _ready_rows)
         self.found_lanes, self.lanes_found_at, self.last_pass_worked = [], None, False  # see _lanes
         self.relays, self.share = 1, None  # relays running, and how many lanes we may hold (_fair_share); None: all
+        self.announced_waiting = False  # what our presence row says: commits wake us (ADR 24)
         self.state = "starting"
         self.metrics = RelayMetrics(options.lease_seconds, held=self.held)
         self.backlog = BacklogSampler(options.alias, self.metrics)
@@ -103,11 +104,14 @@ class Relay:
                         break
                     if not self.lane_failures:
                         self._set_state("running")
+                    failed = False
                 except DatabaseError as exc:
                     self._database_failed(exc)
-                    worked = False
+                    worked, failed = False, True
                 if worked:
                     self.waiter.found_work()
+                elif self.waiter.listens and not self.announced_waiting and not failed:
+                    continue  # say we wait, then look once more before sleeping: a commit in between wakes us
                 else:
                     self.waiter.wait(self.stopping)
         finally:
@@ -175,9 +179,12 @@ class Relay:
         Count the running relays and set our share of the lanes: the lanes with pending rows or a
         live lease (or the configured ones), divided among the relays, rounded up. A second relay
         that starts takes about half the lanes, and the first hands them over (ADR 21).
+        Our presence row also says whether the last pass found nothing, so that commits wake us (ADR 24).
         """
         alias = self.options.alias
-        leases.announce(alias, self.token, self.options.lease_seconds)
+        waiting = self.waiter.listens and not self.last_pass_worked
+        leases.announce(alias, self.token, self.options.lease_seconds, waiting)
+        self.announced_waiting = waiting
         self.relays = leases.relays_running(alias)
         if self.relays <= 1:
             self.share = None

@@ -2,8 +2,9 @@
 How an idle relay waits for new rows.
 
 Polling is the mechanism that guarantees progress; a PostgreSQL NOTIFY (sent by the outbox
-table's insert trigger, see migration 0004) only shortens the wait. Notifications can be
-lost (the listening connection drops) without losing events, because the next poll finds
+table's insert trigger while a relay says it waits, see
+docs/decisions/0024-wake-only-a-waiting-relay.rst) only shortens the wait. Notifications can
+be lost (the listening connection drops) without losing events, because the next poll finds
 the rows anyway.
 """
 
@@ -18,6 +19,8 @@ CHANNEL = "edx_event_bus_outbox"
 
 class PollingWaiter:
     """Adaptive polling: quick right after work was found, backing off to the maximum when idle."""
+
+    listens = False  # whether a commit can wake it: the relay then says so when it waits (ADR 24)
 
     def __init__(self, max_interval: float):
         self.max_interval = max_interval
@@ -42,6 +45,8 @@ class PollingWaiter:
 class PostgresNotifyWaiter(PollingWaiter):
     """Waits on LISTEN with the polling interval as its timeout; wakes within milliseconds of a commit."""
 
+    listens = True
+
     def __init__(self, max_interval: float, alias: str):
         super().__init__(max_interval)
         self.alias = alias
@@ -62,10 +67,7 @@ class PostgresNotifyWaiter(PollingWaiter):
         if self.connection is None:
             import psycopg
 
-            params = connections[self.alias].get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self.connection = psycopg.connect(**params, autocommit=True)
+            self.connection = psycopg.connect(**listen_connection_params(self.alias), autocommit=True)
             self.connection.execute(f"LISTEN {CHANNEL}")
         return self.connection
 
@@ -75,6 +77,14 @@ class PostgresNotifyWaiter(PollingWaiter):
                 self.connection.close()
             finally:
                 self.connection = None
+
+
+def listen_connection_params(alias) -> dict:
+    """psycopg.connect() arguments for a plain connection to the database of ``alias``, outside Django."""
+    params = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return params
 
 
 def make_waiter(alias: str, max_interval: float, listen: bool):

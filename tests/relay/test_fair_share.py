@@ -7,6 +7,8 @@ dies hands its lanes back. In-process relays, stepped pass by pass, on the test 
 import time
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from edx_event_bus_outbox.models import RelayPresence
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
@@ -80,3 +82,14 @@ def test_a_stopped_relay_is_no_longer_counted():
     assert RelayPresence.objects.count() == 2
     second._shutdown()
     assert list(RelayPresence.objects.values_list("token", flat=True)) == [first.token]
+
+
+@pytest.mark.server_database
+def test_a_relay_of_the_previous_release_can_still_announce_itself():
+    """During a rolling upgrade, relays that know no ``waiting`` column insert presence rows without it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO edx_event_bus_outbox_relay (token, holder, expires_at) VALUES (%s, %s, %s)",
+            ["previous-release", "host:1", timezone.now()],
+        )
+    assert RelayPresence.objects.get(token="previous-release").waiting is False
