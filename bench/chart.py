@@ -40,7 +40,7 @@ def render(results, path, machine):
         m = write["medians_us"]
         bars = [
             ("ours", m["ours"], ours),
-            ("ours, no NOTIFY", m.get("ours_no_notify"), ours),  # PostgreSQL only
+            ("ours, trigger disabled", m.get("ours_no_notify"), ours),  # PostgreSQL only
             ("(a) edx send", m["edx_send"], seed),
             ("(b) plain ORM", m["plain_orm"], other),
             ("ours marginal\nin writing tx", write["ours_marginal_us"], ours),

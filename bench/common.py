@@ -97,6 +97,14 @@ def ensure_database():
             conn.close()
 
 
+def pg_url():
+    """The bench database's URL, for a psycopg connection outside Django (PostgreSQL)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def execute(sql, params=None, fetch=False):
     from django.db import connection
 

@@ -6,7 +6,8 @@ comparison side by side in the same run: (1) the write path, (2) the relay drain
 (3) commit-to-acknowledgement latency, (4) the relay's RSS, (5) consumer throughput (when
 ``tests/consumer/bench_consumer.py`` exists), (6) the relay's drain rate to Redis Streams against
 edx-event-bus-redis (on the stack's Redis), (7) the database work (WAL, index entries) per
-event from INSERT to purge. Prints the report and writes it, with the raw
+event from INSERT to purge, (8) the relay's scaling over lanes and processes, (9) the commit
+rate of concurrent writers under each wake-up trigger. Prints the report and writes it, with the raw
 figures and a chart, to ``bench-report/``: ``report.txt``, ``report.json``, ``bench.png``.
 
 Needs the stack (``make stack-up``) and the bench-only packages of ``requirements/bench.txt``
@@ -24,7 +25,17 @@ import traceback
 
 from bench import common
 
-BENCHMARKS = ["write_path", "drain", "latency", "rss", "consumer", "redis_drain", "db_work", "scaling"]
+BENCHMARKS = [
+    "write_path",
+    "drain",
+    "latency",
+    "rss",
+    "consumer",
+    "redis_drain",
+    "db_work",
+    "scaling",
+    "concurrent_writers",
+]
 GOALS = "GOALS"
 DATABASES = ("postgres", "mysql", "sqlite")
 
@@ -88,6 +99,12 @@ def goal_lines(results):
         ">= 2.0",
         (r.get("ratio_ours_over_edx") or 0) >= 2.0,
     )
+    cw = results.get("concurrent_writers") or {}
+    most = max(cw.get("writers") or [0])
+    busy = (cw.get("ratio_to_no_trigger") or {}).get(f"{most}/none waiting")
+    add(f"{most} concurrent writers, trigger with no relay waiting / none", busy, "(reported)", True)
+    before = (cw.get("ratio_to_no_trigger") or {}).get(f"{most}/0004 trigger")
+    add(f"{most} concurrent writers, the previous trigger / none", before, "(reported)", True)
     return lines
 
 

@@ -3,10 +3,10 @@ Benchmark 1, the write path: what one event costs the request that emits it.
 
 Side by side, interleaved in every repetition (the order rotates), one event per transaction:
 
-* ours            ``with atomic(): OutboxEventProducer.send()`` then COMMIT, with the NOTIFY
-                  trigger on (as installed), while a separate process LISTENs (as a relay
-                  would), so the commit does the full notification work;
-* ours, no NOTIFY the same with ``ALTER TABLE ... DISABLE TRIGGER``, to show what NOTIFY costs;
+* ours            ``with atomic(): OutboxEventProducer.send()`` then COMMIT, with the wake-up
+                  trigger as installed and no relay waiting (a busy relay), so it sends no
+                  NOTIFY (ADR 24); a separate process LISTENs, as a relay would;
+* ours, no NOTIFY the same with ``ALTER TABLE ... DISABLE TRIGGER``, to show what the trigger costs;
 * (a) edx send    edx-event-bus-kafka's ``KafkaEventProducer.send()`` (``create_producer()``)
                   against the real broker and registry, caches warm. It serializes, produces
                   into librdkafka's queue and calls ``poll(0)``, as it always does; it does not
@@ -18,7 +18,8 @@ and, to isolate what our ``send()`` adds to a transaction that writes anyway (th
 the event describes a change the request commits):
 
 * plain + ours    ``with atomic(): PlainRow.objects.create(...); send()`` then COMMIT; the
-                  difference from (b) is our marginal cost;
+                  difference from (b) is our marginal cost; on PostgreSQL also with the trigger
+                  disabled, and with a relay waiting, whose commit sends the NOTIFY (waking);
 * plain + edx     the same with edx-event-bus-kafka's ``send()``: its cost where an event is
                   really emitted, right after the request's own database round trip. Timed
                   there, it is about twice its cost in a tight loop of sends (a) on these
@@ -31,7 +32,7 @@ INSERT's parameters, and the statement. "Work we add" is the marginal ``send()``
 round trip; it is compared with edx-event-bus-kafka's ``send()``.
 
 ``BENCH_DB`` (``bench.run --database``) selects PostgreSQL (default), MariaDB or SQLite. The
-NOTIFY trigger and its LISTEN process exist on PostgreSQL only, so the no-NOTIFY variant runs
+wake-up trigger and its LISTEN process exist on PostgreSQL only, so the trigger variants run
 there only.
 
 Each variant times every event with ``perf_counter_ns``; a repetition's figure is the median
@@ -47,6 +48,7 @@ from bench import common
 from bench.common import KEY_FIELD, log, median
 
 TRIGGER = "edx_event_bus_outbox_notify"
+WAITING_RELAY = "bench-waiting-relay"
 PARTS = ("serialization", "validation", "parameters", "statement")
 TABLE = "edx_event_bus_outbox_event"
 
@@ -59,13 +61,6 @@ count = 0
 for _ in conn.notifies():
     count += 1
 """
-
-
-def _pg_url():
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 class Variants:
@@ -255,10 +250,18 @@ class Variants:
         return totals, in_send
 
 
-def set_trigger(enabled):
+def set_trigger(mode):
+    """``installed`` (no relay waiting), ``disabled``, or ``waking``: a live relay's presence row says it waits."""
     if common.vendor() != "postgresql":
-        return  # the NOTIFY trigger exists on PostgreSQL only
-    common.execute(f"ALTER TABLE {TABLE} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {TRIGGER}")
+        return  # the wake-up trigger exists on PostgreSQL only
+    common.execute(f"ALTER TABLE {TABLE} {'DISABLE' if mode == 'disabled' else 'ENABLE'} TRIGGER {TRIGGER}")
+    common.execute("DELETE FROM edx_event_bus_outbox_relay WHERE token = %s", [WAITING_RELAY])
+    if mode == "waking":
+        common.execute(
+            "INSERT INTO edx_event_bus_outbox_relay (token, holder, expires_at, waiting) "
+            "VALUES (%s, 'bench', now() + interval '1 hour', true)",
+            [WAITING_RELAY],
+        )
 
 
 def _events(variants, pool, count_):
@@ -277,7 +280,7 @@ def run(quick=False):
     reps = 5 if quick else 7
     log(f"write path: {reps} repetitions x {per_rep} events per variant")
     common.reset_tables()
-    set_trigger(True)
+    set_trigger("installed")
     topic = common.create_topic(common.topic_name("write"))
     variants = Variants(topic)
     pool = common.make_event_data(200)
@@ -285,7 +288,9 @@ def run(quick=False):
     postgres = common.vendor() == "postgresql"
     listener = None
     if postgres:
-        listener = subprocess.Popen([sys.executable, "-c", LISTENER, _pg_url()], stdout=subprocess.PIPE, text=True)
+        listener = subprocess.Popen(
+            [sys.executable, "-c", LISTENER, common.pg_url()], stdout=subprocess.PIPE, text=True
+        )
         common.first_line(listener, "the LISTEN process")
     try:
         # Warm every path: imports, registry look-ups and serializer caches, connections, plans.
@@ -306,7 +311,7 @@ def run(quick=False):
             "edx_send",
             "plain_orm",
             "plain_plus_ours",
-            *(["plain_plus_ours_no_notify"] if postgres else []),
+            *(["plain_plus_ours_no_notify", "plain_plus_ours_waking"] if postgres else []),
             "plain_plus_edx",
             "ours_parts",
             "ours_serialize",
@@ -328,11 +333,11 @@ def run(quick=False):
                     common.quiet_gc()
                     in_send = None
                     if name in ("ours", "ours_no_notify"):
-                        set_trigger(name == "ours")
+                        set_trigger("installed" if name == "ours" else "disabled")
                         try:
                             totals, in_send = variants.ours_loop(events)
                         finally:
-                            set_trigger(True)
+                            set_trigger("installed")
                     elif name == "edx_send":
                         totals = variants.edx_loop(events)
                     elif name == "ours_serialize":
@@ -341,12 +346,12 @@ def run(quick=False):
                         totals = variants.round_trip_loop(events)
                     elif name == "ours_parts":
                         totals, in_send = variants.parts_loop(events)
-                    elif name == "plain_plus_ours_no_notify":
-                        set_trigger(False)
+                    elif name in ("plain_plus_ours_no_notify", "plain_plus_ours_waking"):
+                        set_trigger("disabled" if name == "plain_plus_ours_no_notify" else "waking")
                         try:
                             totals, _ = variants.plain_loop(events, variants.ours.send)
                         finally:
-                            set_trigger(True)
+                            set_trigger("installed")
                     elif name == "plain_orm":
                         totals, _ = variants.plain_loop(events)
                     elif name == "plain_plus_edx":
@@ -377,7 +382,7 @@ def run(quick=False):
         if listener:
             listener.terminate()
             listener.wait(10)
-        set_trigger(True)
+        set_trigger("installed")
 
     ratio = lambda a, b: [x / y for x, y in zip(per_rep_medians[a], per_rep_medians[b], strict=False)]  # noqa: E731
     marginal = [x - y for x, y in zip(per_rep_medians["plain_plus_ours"], per_rep_medians["plain_orm"], strict=False)]
@@ -397,22 +402,15 @@ def run(quick=False):
         "ours_send_call_us": median(send_only),
         "ours_commit_us": median(commit_part),
         "ours_marginal_us": median(marginal),
-        # NOTIFY's share of the marginal cost: the trigger's work at COMMIT of a writing transaction.
-        "marginal_notify_us": median(
-            [
-                a - b
-                for a, b in zip(
-                    per_rep_medians["plain_plus_ours"], per_rep_medians["plain_plus_ours_no_notify"], strict=True
-                )
-            ]
-        )
+        # The trigger's share of the marginal cost, at COMMIT of a writing transaction: asking
+        # whether a relay waits, and, when one does, the NOTIFY with its database-wide lock.
+        "marginal_trigger_us": _paired_difference(per_rep_medians, "plain_plus_ours", "plain_plus_ours_no_notify")
         if postgres
         else None,
-        "notify_cost_us": median(
-            [a - b for a, b in zip(per_rep_medians["ours"], per_rep_medians["ours_no_notify"], strict=True)]
-        )
+        "marginal_wake_us": _paired_difference(per_rep_medians, "plain_plus_ours_waking", "plain_plus_ours_no_notify")
         if postgres
         else None,
+        "notify_cost_us": _paired_difference(per_rep_medians, "ours", "ours_no_notify") if postgres else None,
         "parts_us": {name: median(v) for name, v in part_medians.items()},
         "work_we_add_us": median(work_we_add),
         "ratio_work_we_add_over_edx": median(
@@ -420,9 +418,7 @@ def run(quick=False):
         ),
         # edx-event-bus-kafka's send() where the event is emitted: in the transaction, after a row was written.
         "edx_in_writing_tx_us": median(edx_in_writing_tx),
-        "edx_marginal_us": median(
-            [a - b for a, b in zip(per_rep_medians["plain_plus_edx"], per_rep_medians["plain_orm"], strict=True)]
-        ),
+        "edx_marginal_us": _paired_difference(per_rep_medians, "plain_plus_edx", "plain_orm"),
         "ratio_work_we_add_over_edx_in_tx": median(
             [w / e for w, e in zip(work_we_add, edx_in_writing_tx, strict=True)]
         ),
@@ -448,6 +444,10 @@ def run(quick=False):
 FLOOR_GOAL = 1 / 3
 
 
+def _paired_difference(per_rep_medians, a, b):
+    return median([x - y for x, y in zip(per_rep_medians[a], per_rep_medians[b], strict=True)])
+
+
 def floor_lines(result):
     """Issue 15's floor: marginal send() next to edx's, one round trip, the parts, and the work we add."""
     m, parts = result["medians_us"], result["parts_us"]
@@ -471,8 +471,11 @@ def floor_lines(result):
             else []
         ),
         *(
-            [f"     of the marginal send(), the NOTIFY trigger (on minus disabled) {result['marginal_notify_us']:.1f}"]
-            if result.get("marginal_notify_us") is not None
+            [
+                f"     of the marginal send(), the wake-up trigger (minus disabled): no relay waiting"
+                f" {result['marginal_trigger_us']:.1f}; waking a relay (NOTIFY) {result['marginal_wake_us']:.1f}"
+            ]
+            if result.get("marginal_trigger_us") is not None
             else []
         ),
         f"     without the COMMIT's share: send() call in the writing transaction "
@@ -486,8 +489,8 @@ def report(result):
     goal = result["ratio_ours_over_edx"] <= 1.0
     notify = (
         [
-            f"   ours, NOTIFY trigger disabled                       {m['ours_no_notify']:8.1f} µs"
-            f"   (NOTIFY adds {result['notify_cost_us']:.1f} µs)"
+            f"   ours, wake-up trigger disabled                      {m['ours_no_notify']:8.1f} µs"
+            f"   (the trigger adds {result['notify_cost_us']:.1f} µs)"
         ]
         if "ours_no_notify" in m
         else []
@@ -495,7 +498,7 @@ def report(result):
     lines = [
         f"1. WRITE PATH on {result.get('database', 'postgresql')}: µs per event, one event per transaction; median of "
         f"{result['reps']} repetitions x {result['events_per_rep']} events (per-event median in each)",
-        f"   ours: atomic + send() + COMMIT{', NOTIFY trigger on' if notify else ''}   {m['ours']:8.1f} µs"
+        f"   ours: atomic + send() + COMMIT{', trigger on' if notify else ''}          {m['ours']:8.1f} µs"
         f"   (send() call {result['ours_send_call_us']:.1f} + BEGIN/COMMIT {result['ours_commit_us']:.1f})",
         *notify,
         f"   (a) edx-event-bus-kafka KafkaEventProducer.send()   {m['edx_send']:8.1f} µs"
@@ -508,7 +511,7 @@ def report(result):
         f"   context: our serialize + validate alone (no DB)      {m['ours_serialize']:8.1f} µs;"
         f"  one DB round trip (SELECT 1)  {m['db_round_trip']:.1f} µs",
         f"   ratio ours/(a) = {result['ratio_ours_over_edx']:.2f}   (goal <= 1.0: {'MET' if goal else 'NOT MET'})"
-        + (f"   [no NOTIFY: {result['ratio_ours_no_notify_over_edx']:.2f}]" if notify else "")
+        + (f"   [trigger disabled: {result['ratio_ours_no_notify_over_edx']:.2f}]" if notify else "")
         + f"   [marginal in a writing transaction: {result['ratio_marginal_over_edx']:.2f}]",
         f"   ratio ours/(b) = {result['ratio_ours_over_plain']:.2f}",
         f"   statements (database round trips) per send() in a transaction: "

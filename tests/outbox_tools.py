@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.management import ManagementUtility
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from opaque_keys.edx.keys import CourseKey
 from openedx_events.data import EventsMetadata
 
@@ -24,6 +25,13 @@ KEY_FIELD = "enrollment.course.course_key"
 
 def course_key(index):
     return CourseKey.from_string(f"course-v1:edX+Key{index}+Run")
+
+
+def migrate_outbox(target=None):
+    """Migrate the outbox app to ``target``, or else to its latest migration (what every other test expects)."""
+    executor = MigrationExecutor(connection)
+    app = "edx_event_bus_outbox"
+    executor.migrate([(app, target)] if target else executor.loader.graph.leaf_nodes(app))
 
 
 def write_events(topic, count, keys=5, per_transaction=1):

@@ -5,14 +5,13 @@ The outbox table carries exactly the indexes ADR 23 lists, on every database, an
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from edx_event_bus_outbox.models import OutboxEvent
+from tests.outbox_tools import migrate_outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-APP = "edx_event_bus_outbox"
-BEFORE, AFTER = "0010_lanes_of_a_topic", "0011_created_not_indexed"
+BEFORE = "0010_lanes_of_a_topic"  # and, forward, migration 0011
 
 # Every index an INSERT writes an entry into (the partial pending index: while the row is pending).
 EXPECTED = {
@@ -44,19 +43,14 @@ def _indexed_columns() -> set:
     }
 
 
-def _migrate(target):
-    executor = MigrationExecutor(connection)
-    executor.migrate([(APP, target)])
-
-
 def test_the_table_has_the_indexes_adr_23_lists_and_none_on_created():
     assert _indexed_columns() == EXPECTED[connection.vendor]
 
 
 def test_migration_0011_drops_the_created_index_and_its_reverse_restores_it():
     try:
-        _migrate(BEFORE)
+        migrate_outbox(BEFORE)
         assert _indexed_columns() == EXPECTED[connection.vendor] | {("created",)}
     finally:
-        _migrate(AFTER)
+        migrate_outbox()
     assert _indexed_columns() == EXPECTED[connection.vendor]

@@ -11,13 +11,12 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from edx_event_bus_outbox.models import RelayPresence
 from edx_event_bus_outbox.relay.relay import Relay, RelayOptions
 from edx_event_bus_outbox.relay.wakeup import CHANNEL, listen_connection_params
-from tests.outbox_tools import write_events
+from tests.outbox_tools import migrate_outbox, write_events
 from tests.relay.sinks import AcceptingSink
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
@@ -118,9 +117,8 @@ def test_a_relay_that_cannot_listen_never_asks_to_be_woken(listener):
 
 
 def test_migration_0012_reversed_wakes_on_every_insert_again(listener):
-    executor = MigrationExecutor(connection)
     try:
-        executor.migrate([("edx_event_bus_outbox", "0011_created_not_indexed")])
+        migrate_outbox("0011_created_not_indexed")
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO edx_event_bus_outbox_relay (token, holder, expires_at) VALUES ('old', '', now())"
@@ -128,6 +126,6 @@ def test_migration_0012_reversed_wakes_on_every_insert_again(listener):
         write_events("wake-up", 1)
         assert notified(listener) == 1
     finally:
-        MigrationExecutor(connection).migrate([("edx_event_bus_outbox", "0012_wake_only_a_waiting_relay")])
+        migrate_outbox()
     write_events("wake-up", 1)
     assert notified(listener) == 0
