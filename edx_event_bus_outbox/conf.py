@@ -619,7 +619,8 @@ def relay_listen():
     # .. setting_name: EVENT_BUS_OUTBOX_RELAY_LISTEN
     # .. setting_default: True
     # .. setting_description: On PostgreSQL, LISTEN for the outbox table's insert trigger so an
-    #   idle relay wakes at once. Turn off behind a transaction-pooling proxy (PgBouncer in
+    #   idle relay wakes at once; the relay then says when it waits, and only then do commits
+    #   notify (ADR 24). Turn off behind a transaction-pooling proxy (PgBouncer in
     #   transaction mode), where LISTEN does not work; the relay then polls.
     return _checked("EVENT_BUS_OUTBOX_RELAY_LISTEN", True, require_bool)
 
