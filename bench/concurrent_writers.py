@@ -15,7 +15,13 @@ repetition (the order rotates):
 Reported: events committed per second by all writers, and each writer's median
 ``atomic()`` + ``send()`` + COMMIT, medians over repetitions; ratios to ``no trigger`` per repetition.
 
-``python -m bench.concurrent_writers --writer TOPIC SECONDS START_AT`` is one writer process.
+On this machine the writers' Python shares the two cores with PostgreSQL, which hides much
+of the lock. The same is then run with **SQL writers**: each commits a copy of an outbox row
+(``INSERT ... SELECT`` with a new ``event_id``: every index and the trigger, no Python work),
+as writers on other hosts would load the database.
+
+``python -m bench.concurrent_writers --writer KIND TOPIC SECONDS START_AT`` is one writer process
+(KIND ``send`` or ``sql``).
 """
 
 import os
@@ -31,6 +37,7 @@ TABLE = "edx_event_bus_outbox_event"
 TRIGGER = "edx_event_bus_outbox_notify"
 PREVIOUS = "bench_notify_every_insert"  # migration 0004's trigger, under another name
 MODES = ("no trigger", "none waiting", "relay waiting", "0004 trigger")
+KINDS = {"send": "writers calling send() in Python", "sql": "SQL writers (INSERT ... SELECT, no Python work)"}
 LISTENER = """
 import sys, psycopg
 conn = psycopg.connect(sys.argv[1], autocommit=True)
@@ -41,34 +48,63 @@ for _ in conn.notifies():
 """
 
 
-def writer(topic, seconds, start_at):
+def writer(kind, topic, seconds, start_at):
     """Commit events one per transaction from ``start_at`` for ``seconds``; print the count and median µs."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     import django
 
     django.setup()
-    from django.db import transaction
-
-    from edx_event_bus_outbox import create_producer
-
-    send, signal, pool = create_producer().send, common.signal(), common.make_event_data(100)
-    with transaction.atomic():  # connect before the start
-        common.execute("SELECT 1")
+    commit_one = _send_writer(topic) if kind == "send" else _sql_writer()
     print("ready", flush=True)
     time.sleep(max(0.0, start_at - time.time()))
     took, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
         began = time.perf_counter_ns()
+        commit_one(len(took))
+        took.append(time.perf_counter_ns() - began)
+    print(len(took), median(took) / 1000, flush=True)
+
+
+def _send_writer(topic):
+    from django.db import transaction
+
+    from edx_event_bus_outbox import create_producer
+
+    send, signal, pool = create_producer().send, common.signal(), common.make_event_data(100)
+    common.execute("SELECT 1")  # connect before the start
+
+    def commit_one(index):
         with transaction.atomic():
             send(
                 signal=signal,
                 topic=topic,
                 event_key_field=common.KEY_FIELD,
-                event_data=pool[len(took) % len(pool)],
+                event_data=pool[index % len(pool)],
                 event_metadata=common.metadata(),
             )
-        took.append(time.perf_counter_ns() - began)
-    print(len(took), median(took) / 1000, flush=True)
+
+    return commit_one
+
+
+def _sql_writer():
+    import psycopg
+
+    from edx_event_bus_outbox.models import OutboxEvent
+
+    columns = [f.column for f in OutboxEvent._meta.concrete_fields if f.column not in ("id", "event_id")]
+    listed = ", ".join(f'"{column}"' for column in columns)  # "offset" is a keyword
+    statement = (
+        f"INSERT INTO {TABLE} (event_id, {listed}) SELECT gen_random_uuid(), {listed} FROM {TABLE} WHERE id = %s"
+    )
+    connection = psycopg.connect(common.pg_url())
+    template = connection.execute(f"SELECT min(id) FROM {TABLE}").fetchone()[0]
+    connection.commit()
+
+    def commit_one(_index):
+        connection.execute(statement, [template])
+        connection.commit()
+
+    return commit_one
 
 
 def _set_mode(mode):
@@ -105,12 +141,12 @@ def _remove_previous_trigger():
     common.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
 
 
-def _one_run(topic, writers, seconds):
+def _one_run(kind, topic, writers, seconds):
     """``writers`` processes, started together; returns (events/s of all, median of their median µs)."""
     start_at = time.time() + 2.0 + 0.4 * writers  # each needs about a second to import Django and connect
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.concurrent_writers", "--writer", topic, str(seconds), str(start_at)],
+            [sys.executable, "-m", "bench.concurrent_writers", "--writer", kind, topic, str(seconds), str(start_at)],
             stdout=subprocess.PIPE,
             text=True,
             env=common.child_env(),
@@ -139,20 +175,26 @@ def run(quick=False):
     topic = common.topic_name("writers")
     listener = subprocess.Popen([sys.executable, "-c", LISTENER, common.pg_url()], stdout=subprocess.PIPE, text=True)
     common.first_line(listener, "the LISTEN process")
-    rate = {(k, m): [] for k in counts for m in MODES}
-    latency = {(k, m): [] for k in counts for m in MODES}
+    cases = [(kind, k) for kind in KINDS for k in counts]
+    rate = {(kind, k, m): [] for kind, k in cases for m in MODES}
+    latency = {(kind, k, m): [] for kind, k in cases for m in MODES}
     try:
         _install_previous_trigger()
         for rep in range(reps):
-            for k in counts:
+            for kind, k in cases:
                 order = MODES[rep % len(MODES) :] + MODES[: rep % len(MODES)]
                 for mode in order:
                     common.reset_tables()
+                    _set_mode("no trigger")
+                    common.write_events_with_send(topic, common.make_event_data(1), per_transaction=1)  # the template
                     _set_mode(mode)
-                    per_second, median_us = _one_run(topic, k, seconds)
-                    rate[k, mode].append(per_second)
-                    latency[k, mode].append(median_us)
-                log(f"  rep {rep + 1}/{reps}, {k} writers: " + ", ".join(f"{m}={rate[k, m][-1]:.0f}/s" for m in MODES))
+                    per_second, median_us = _one_run(kind, topic, k, seconds)
+                    rate[kind, k, mode].append(per_second)
+                    latency[kind, k, mode].append(median_us)
+                log(
+                    f"  rep {rep + 1}/{reps}, {k} {kind} writers: "
+                    + ", ".join(f"{m}={rate[kind, k, m][-1]:.0f}/s" for m in MODES)
+                )
     finally:
         listener.terminate()
         listener.wait(10)
@@ -163,11 +205,14 @@ def run(quick=False):
         "writers": list(counts),
         "reps": reps,
         "seconds": seconds,
-        "events_per_second": {f"{k}/{m}": median(rate[k, m]) for k in counts for m in MODES},
-        "median_commit_us": {f"{k}/{m}": median(latency[k, m]) for k in counts for m in MODES},
+        "kinds": list(KINDS),
+        "events_per_second": {f"{kind}/{k}/{m}": median(rate[kind, k, m]) for kind, k in cases for m in MODES},
+        "median_commit_us": {f"{kind}/{k}/{m}": median(latency[kind, k, m]) for kind, k in cases for m in MODES},
         "ratio_to_no_trigger": {
-            f"{k}/{m}": median([a / b for a, b in zip(rate[k, m], rate[k, "no trigger"], strict=True)])
-            for k in counts
+            f"{kind}/{k}/{m}": median(
+                [a / b for a, b in zip(rate[kind, k, m], rate[kind, k, "no trigger"], strict=True)]
+            )
+            for kind, k in cases
             for m in MODES
         },
     }
@@ -179,18 +224,20 @@ def report(result):
         f" and a writer's median atomic()+send()+COMMIT; {result['reps']} reps x {result['seconds']:g} s",
         f"   {'writers':<8}" + "".join(f"{m:>26}" for m in MODES),
     ]
-    for k in result["writers"]:
-        cells = [
-            f"{result['events_per_second'][f'{k}/{m}']:7.0f}/s ({result['ratio_to_no_trigger'][f'{k}/{m}']:.2f})"
-            f" {result['median_commit_us'][f'{k}/{m}']:5.0f}µs"
-            for m in MODES
-        ]
-        lines.append(f"   {k:<8}" + "".join(f"{c:>26}" for c in cells))
+    for kind in result["kinds"]:
+        lines.append(f"   {KINDS[kind]}:")
+        for k in result["writers"]:
+            rate, ratio, took = (
+                {m: result[figure][f"{kind}/{k}/{m}"] for m in MODES}
+                for figure in ("events_per_second", "ratio_to_no_trigger", "median_commit_us")
+            )
+            cells = [f"{rate[m]:7.0f}/s ({ratio[m]:.2f}) {took[m]:5.0f}µs" for m in MODES]
+            lines.append(f"   {k:<8}" + "".join(f"{c:>26}" for c in cells))
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--writer"]:
-        writer(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+        writer(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
     else:
         common.main(run, report, __doc__.splitlines()[1])

@@ -101,10 +101,20 @@ def goal_lines(results):
     )
     cw = results.get("concurrent_writers") or {}
     most = max(cw.get("writers") or [0])
-    busy = (cw.get("ratio_to_no_trigger") or {}).get(f"{most}/none waiting")
-    add(f"{most} concurrent writers, trigger with no relay waiting / none", busy, "(reported)", True)
-    before = (cw.get("ratio_to_no_trigger") or {}).get(f"{most}/0004 trigger")
-    add(f"{most} concurrent writers, the previous trigger / none", before, "(reported)", True)
+    for kind in ("send", "sql"):
+        ratios = cw.get("ratio_to_no_trigger") or {}
+        add(
+            f"{most} {kind} writers: trigger, no relay waiting / none",
+            ratios.get(f"{kind}/{most}/none waiting"),
+            "(reported)",
+            True,
+        )
+        add(
+            f"{most} {kind} writers: previous trigger / none",
+            ratios.get(f"{kind}/{most}/0004 trigger"),
+            "(reported)",
+            True,
+        )
     return lines
 
 
