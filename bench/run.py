@@ -11,7 +11,7 @@ rate of concurrent writers under each wake-up trigger. Prints the report and wri
 figures and a chart, to ``bench-report/``: ``report.txt``, ``report.json``, ``bench.png``.
 
 Needs the stack (``make stack-up``) and the bench-only packages of ``requirements/bench.txt``
-(django-jaiminho, matplotlib); it installs nothing. Full mode takes about 20 minutes on the
+(django-jaiminho, matplotlib); it installs nothing. Full mode takes about 30 minutes on the
 2-core machine, ``--quick`` about 5.
 """
 
