@@ -160,6 +160,9 @@ def test_broker_unreachable_mid_replay_stops_with_a_resume_point_and_resuming_le
     assert len(kafka_stack.read_all(topic, expected=56, timeout=10)) == 56
 
     monkeypatch.undo()
+    # The broker is back: give the resumed replay the default delivery timeout (10 s), not the
+    # 1 s that made the first one give up, which a loaded machine's first produce can exceed.
+    settings.EVENT_BUS_OUTBOX_RELAY_LEASE_SECONDS = 30
     resumed = manage("replay_outbox", "--all", "--topic", topic, "--batch-size", "8", "--after-id", str(ids[15]))
     assert resumed.returncode == 0, resumed.stderr
     assert "Replayed 24 event(s)" in resumed.stdout
