@@ -22,36 +22,36 @@ CHANNEL = "edx_event_bus_outbox"
 def wake_only_a_waiting_relay(apps, schema_editor):
     if schema_editor.connection.vendor in ("postgresql", "mysql"):
         schema_editor.execute(f"ALTER TABLE {PRESENCE} ALTER COLUMN waiting SET DEFAULT false")
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute("SET LOCAL lock_timeout = '10s'")
-    schema_editor.execute(
-        f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"IF EXISTS (SELECT 1 FROM {PRESENCE} WHERE waiting AND expires_at > now()) THEN "
-        f"PERFORM pg_notify('{CHANNEL}', ''); END IF; RETURN NULL; END; $$"
-    )
-    schema_editor.execute(f"DROP TRIGGER IF EXISTS {FUNCTION} ON {TABLE}")
     # A deferred constraint trigger runs at commit, so it sees a relay that began waiting
     # while the writer's transaction was open; constraint triggers are per row.
-    schema_editor.execute(
-        f"CREATE CONSTRAINT TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} "
-        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()"
+    _replace_trigger(
+        schema_editor,
+        f"IF EXISTS (SELECT 1 FROM {PRESENCE} WHERE waiting AND expires_at > now()) THEN "
+        f"PERFORM pg_notify('{CHANNEL}', ''); END IF;",
+        f"CONSTRAINT TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW",
     )
 
 
 def wake_on_every_insert(apps, schema_editor):
     """The trigger of migration 0004: one NOTIFY per inserting statement."""
+    _replace_trigger(
+        schema_editor,
+        f"PERFORM pg_notify('{CHANNEL}', '');",
+        f"TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} FOR EACH STATEMENT",
+    )
+
+
+def _replace_trigger(schema_editor, body, trigger):
+    """On PostgreSQL, make the trigger function run ``body`` and re-create its trigger as ``CREATE <trigger>``."""
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute("SET LOCAL lock_timeout = '10s'")
     schema_editor.execute(
         f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS "
-        f"$$ BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END; $$"
+        f"$$ BEGIN {body} RETURN NULL; END; $$"
     )
     schema_editor.execute(f"DROP TRIGGER IF EXISTS {FUNCTION} ON {TABLE}")
-    schema_editor.execute(
-        f"CREATE TRIGGER {FUNCTION} AFTER INSERT ON {TABLE} FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
-    )
+    schema_editor.execute(f"CREATE {trigger} EXECUTE FUNCTION {FUNCTION}()")
 
 
 class Migration(migrations.Migration):
